@@ -1,0 +1,236 @@
+"""The `edgecc` command line. Errors print one line on stderr and exit non-zero (see EXIT CODES);
+`--debug` shows the traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from edgecc.compiler.errors import EdgeccError
+
+EPILOG = """exit codes: 0 ok, 1 error, 2 usage, 3 target/backend, 4 model, 5 unsupported op, 6 tool failed,
+7 validation mismatch, 8 bundle damaged, 9 over memory budget, 10 package missing, 11 cannot run here"""
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(d) for d in text.lower().replace(",", "x").split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad shape {text!r}; write it like 1x3x224x224") from None
+    if not dims or any(d <= 0 for d in dims):
+        raise argparse.ArgumentTypeError(f"bad shape {text!r}; dimensions must be positive")
+    return dims
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edgecc", description="Compile PyTorch models into validated, timed "
+                                "deployment bundles for edge devices.", epilog=EPILOG)
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    c = sub.add_parser("compile", help="compile a model into a bundle")
+    c.add_argument("model", help="zoo name, path/file.py:factory, model.pt2 or model.onnx")
+    c.add_argument("--target", "-t", default="host", help="target name (see `edgecc targets`) or a .toml file")
+    c.add_argument("--backend", "-b", help="iree | tvm | micro | tensorrt (default: the target's)")
+    c.add_argument("-o", "--output", help="bundle folder (default build/<model>-<target>-<backend>)")
+    c.add_argument("--input-shape", action="append", type=_shape, help="input shape, e.g. 1x3x64x64 (repeat per input)")
+    c.add_argument("--flag", action="append", default=[], help="extra backend compiler flag (repeatable)")
+    c.add_argument("--board", default="", help="MCU targets: board name (see `edgecc targets show`)")
+    c.add_argument("--no-validate", action="store_true", help="do not run the artifact against the reference")
+    c.add_argument("--allow-pickle", action="store_true", help="allow loading a pickled model (runs its code!)")
+    c.add_argument("--keep-intermediates", action="store_true", help="keep work/ (MLIR, etc.) in the bundle")
+    c.add_argument("--name", help="model name used in the bundle")
+    c.add_argument("--json", action="store_true", help="print the manifest as JSON")
+
+    t = sub.add_parser("targets", help="list targets, or `targets show NAME`")
+    t.add_argument("action", nargs="?", choices=["list", "show"], default="list")
+    t.add_argument("name", nargs="?")
+    t.add_argument("--json", action="store_true")
+
+    m = sub.add_parser("models", help="list the model zoo")
+    m.add_argument("--json", action="store_true")
+
+    v = sub.add_parser("verify", help="check every file of a bundle against its manifest")
+    v.add_argument("bundle")
+
+    r = sub.add_parser("run", help="run a bundle once and print/save its outputs")
+    r.add_argument("bundle")
+    r.add_argument("--input", "-i", action="append", help=".npy input (repeat per input; default: the reference)")
+    r.add_argument("--output", "-o", help="save output(s) to this .npy (output_N suffix when several)")
+
+    b = sub.add_parser("bench", help="time a bundle: warm-up + N iterations, min/p50/p90/p99")
+    b.add_argument("bundle")
+    b.add_argument("--warmup", type=int, default=5)
+    b.add_argument("--iters", "-n", type=int, default=50)
+    b.add_argument("--threads", type=int, default=0, help="runtime threads (default: the runtime's)")
+    b.add_argument("--json", dest="json_out", help="write the timing JSON here (default: <bundle>.bench.json)")
+    return p
+
+
+def main(argv=None) -> int:
+    import warnings
+
+    # torch's export machinery warns about its own internals (pytree LeafSpec); users cannot act on it.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(torch|copyreg)")
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.cmd](args)
+    except EdgeccError as e:
+        if args.debug:
+            raise
+        print(f"edgecc: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("edgecc: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug in edgecc or a tool: still one line, the traceback behind --debug
+        if args.debug:
+            raise
+        print(f"edgecc: internal error: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+              " (rerun with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+def _log(args):
+    if args.quiet:
+        return None
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    return lambda msg: console.print(f"[dim]edgecc:[/dim] {msg}")
+
+
+def cmd_compile(args) -> int:
+    from edgecc.compiler.driver import compile
+
+    bundle = compile(args.model, target=args.target, backend=args.backend, output=args.output,
+                     validate=not args.no_validate, extra_flags=args.flag, board=args.board,
+                     input_shapes=args.input_shape, allow_pickle=args.allow_pickle,
+                     keep_intermediates=args.keep_intermediates, name=args.name, log=_log(args))
+    m = bundle.manifest
+    if args.json:
+        print(json.dumps(m, indent=2))
+        return 0
+    v = m["validation"]
+    check = (f"validated vs {v['reference']}: max abs err {v['max_abs_error']:.2e}"
+             + (f", top-1 {v['top1_agreement']:.0%}" if v.get("top1_agreement") is not None else "")
+             if v["status"] == "passed" else v["status"])
+    size = sum(meta["size"] for rel, meta in m["files"].items() if rel in m["artifact"]["files"])
+    print(f"{bundle.path}  ({m['artifact']['entry']}, {size / 1024:.0f} KiB, compiled in "
+          f"{m['compile']['seconds']:.1f}s; {check})")
+    return 0
+
+
+def cmd_targets(args) -> int:
+    from edgecc.targets import get_target, list_targets
+
+    if args.action == "show":
+        if not args.name:
+            raise EdgeccError("`edgecc targets show` needs a target name; see `edgecc targets`")
+        t = get_target(args.name)
+        print(json.dumps(t.to_dict(), indent=2, default=str))
+        return 0
+    targets = list_targets()
+    if args.json:
+        print(json.dumps({n: t.to_dict() for n, t in targets.items()}, indent=2, default=str))
+        return 0
+    rows = [(n, t.device, ", ".join(b + ("*" if b == t.default_backend else "") for b, c in t.backends.items()
+                                     if not c.refused),
+             ", ".join(f"{b} (refused)" for b, c in t.backends.items() if c.refused)) for n, t in targets.items()]
+    _table(["target", "device", "backends (*default)", "refused"], rows)
+    return 0
+
+
+def cmd_models(args) -> int:
+    from edgecc.models import count_params_and_macs, list_models
+
+    rows = []
+    for name, spec in list_models().items():
+        module, inputs = spec.factory()
+        params, macs = count_params_and_macs(module, inputs)
+        rows.append((name, " ".join("x".join(map(str, s)) for s in spec.input_shapes), f"{params / 1e6:.3f} M",
+                     f"{macs / 1e6:.1f} M", spec.description))
+    if args.json:
+        print(json.dumps([dict(zip(["name", "input", "params", "macs", "description"], r)) for r in rows], indent=2))
+        return 0
+    _table(["model", "input", "params", "MACs", "description"], rows)
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from edgecc.compiler.bundle import Bundle
+
+    bundle = Bundle.load(args.bundle, verify=False)
+    n = bundle.verify()
+    print(f"{bundle.path}: ok ({n} files match their sha256)")
+    return 0
+
+
+def cmd_run(args) -> int:
+    import numpy as np
+
+    from edgecc.compiler.bundle import Bundle
+    from edgecc.compiler.errors import ModelError
+
+    bundle = Bundle.load(args.bundle)
+    if args.input:
+        inputs = []
+        for f in args.input:
+            if not Path(f).is_file():
+                raise ModelError(f"input file {f} does not exist")
+            try:
+                inputs.append(np.load(f, allow_pickle=False))
+            except ValueError as e:
+                raise ModelError(f"{f} is not a plain .npy array: {e}") from None
+    else:
+        inputs = bundle.reference_inputs()
+    outputs = bundle.runner().run(inputs)
+    for i, o in enumerate(outputs):
+        if args.output:
+            path = args.output if len(outputs) == 1 else args.output.replace(".npy", f"_{i}.npy")
+            np.save(path, o)
+            print(f"output {i}: shape {list(o.shape)} {o.dtype} -> {path}")
+        else:
+            flat = o.ravel()
+            head = ", ".join(f"{x:.5g}" for x in flat[:8]) + (", ..." if flat.size > 8 else "")
+            extra = f"  argmax {int(np.argmax(o))}" if o.ndim == 2 and o.shape[0] == 1 else ""
+            print(f"output {i}: shape {list(o.shape)} {o.dtype} [{head}]{extra}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from edgecc.compiler.bundle import Bundle
+    from edgecc.runtime.bench import bench_bundle
+
+    bundle = Bundle.load(args.bundle)
+    timing = bench_bundle(bundle, warmup=args.warmup, iters=args.iters, threads=args.threads)
+    s = timing.stats()
+    m = bundle.manifest
+    report = {"bundle": str(bundle.path), "model": m["model"]["name"], "target": m["target"]["name"],
+              "backend": m["backend"], "timing": timing.to_dict()}
+    out = Path(args.json_out) if args.json_out else bundle.path.with_name(bundle.path.name + ".bench.json")
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    u = timing.unit
+    fmt = (lambda x: f"{x:.3f}") if u == "ms" else (lambda x: f"{x:,.0f}")
+    _table(["bundle", "unit", "min", "p50", "p90", "p99", "mean", "n"],
+           [(bundle.path.name, u, fmt(s["min"]), fmt(s["p50"]), fmt(s["p90"]), fmt(s["p99"]), fmt(s["mean"]),
+             str(s["n"]))])
+    print(f"method: {timing.method}; warm-up {timing.warmup}, iterations {timing.iterations}; raw samples -> {out}")
+    return 0
+
+
+def _table(header, rows) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*header, box=None, pad_edge=False)
+    for r in rows:
+        table.add_row(*[str(c) for c in r])
+    Console(width=160).print(table)
+
+
+COMMANDS = {"compile": cmd_compile, "targets": cmd_targets, "models": cmd_models, "verify": cmd_verify,
+            "run": cmd_run, "bench": cmd_bench}

@@ -1,0 +1,103 @@
+"""The compile driver: model source → backend compile → bundle → validate, in one direction."""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgecc.compiler.artifact import CompileOptions
+from edgecc.compiler.backends import get_backend
+from edgecc.compiler.bundle import Bundle, staging, write_manifest
+from edgecc.compiler.errors import CannotRunHere, ValidationError
+from edgecc.compiler.frontends import load_model
+from edgecc.compiler.validate import compare
+from edgecc.targets import get_target
+
+
+def compile(model, example_inputs=None, target: str = "host", backend: str | None = None,
+            output: str | Path | None = None, *, validate: bool = True, extra_flags=(), board: str = "",
+            input_shapes=None, tolerance: dict | None = None, allow_pickle: bool = False,
+            keep_intermediates: bool = False, options: dict | None = None, name: str | None = None,
+            log=None) -> Bundle:
+    """Compile a model for a target and return the validated Bundle.
+
+    `model` is a zoo name, "file.py:factory", a .pt2 / .onnx path, or an nn.Module (with example_inputs).
+
+        >>> b = edgecc.compile("resnet8", target="host", backend="tvm")          # doctest: +SKIP
+        >>> b = edgecc.compile(my_module, (torch.randn(1, 3, 32, 32),))          # doctest: +SKIP
+    """
+    log = log or (lambda msg: None)
+    tgt = get_target(target)
+    backend = backend or tgt.default_backend
+    tgt.backend(backend)  # refuses unknown / non-serving / refused backends before any work
+    if board:
+        tgt.board(board)
+    be = get_backend(backend)
+    log(f"loading {model if isinstance(model, (str, Path)) else type(model).__name__}")
+    loaded = load_model(model, example_inputs, input_shapes, name=name, allow_pickle=allow_pickle)
+    out = Path(output) if output else Path("build") / f"{loaded.name}-{tgt.name}-{backend}"
+    opts = CompileOptions(extra_flags=tuple(extra_flags), board=board or tgt.default_board, validate=validate,
+                          options=dict(options or {}))
+
+    with staging(out) as tmp:
+        inputs = loaded.example_inputs
+        ref_outputs = loaded.reference(inputs)
+        io = loaded.io_spec(ref_outputs)
+        for i, (spec, a) in enumerate(zip(io["inputs"], inputs)):
+            spec["file"] = f"input_{i}.npy"
+            np.save(tmp / spec["file"], a)
+        for i, (spec, a) in enumerate(zip(io["outputs"], ref_outputs)):
+            spec["file"] = f"reference_output_{i}.npy"
+            np.save(tmp / spec["file"], a)
+
+        log(f"compiling {loaded.name} for {tgt.name} with {backend}")
+        t0 = time.perf_counter()
+        artifact = be.compile(loaded, tgt, tmp, opts)
+        compile_s = time.perf_counter() - t0
+        if not keep_intermediates:
+            shutil.rmtree(tmp / "work", ignore_errors=True)
+
+        manifest = {
+            "model": {"name": loaded.name, "source": loaded.source, "kind": loaded.kind, "task": loaded.task,
+                      "source_sha256": loaded.source_sha256},
+            "target": {"name": tgt.name, "device": tgt.device, "triple": tgt.cpu.triple, "source": tgt.source},
+            "backend": backend,
+            "options": {"board": opts.board, "extra_flags": list(opts.extra_flags), **opts.options},
+            "artifact": {"entry": artifact.entry, "files": artifact.files, "info": artifact.info},
+            "compile": {"calls": artifact.calls, "flags": artifact.flags, "seconds": round(compile_s, 3),
+                        "host": {"machine": platform.machine(), "python": sys.version.split()[0]}},
+            "versions": {"edgecc": _edgecc_version(), **be.versions()},
+            "io": io,
+            "validation": {"status": "skipped (--no-validate)"},
+        }
+        if validate:
+            log("validating against " + loaded.reference_name)
+            manifest["validation"] = _validate(Bundle(tmp, manifest), loaded, inputs, ref_outputs, tolerance)
+        write_manifest(tmp, manifest)
+    return Bundle.load(out)
+
+
+def _validate(bundle: Bundle, loaded, inputs, ref_outputs, tolerance) -> dict:
+    try:
+        runner = bundle.runner()
+        run_where = getattr(runner, "where", "host")
+        outputs = runner.run(inputs)
+    except CannotRunHere as e:
+        return {"status": f"not run: {e}"}
+    result = compare(outputs, ref_outputs, loaded.reference_name, loaded.task == "classification", tolerance)
+    if not result.passed:
+        raise ValidationError(f"{loaded.name} on {bundle.manifest['target']['name']}/{bundle.backend} does not "
+                              f"match {loaded.reference_name}: {result.detail}; pass --no-validate to keep it "
+                              "anyway, or report the model")
+    return {"status": "passed", "ran_on": run_where, "samples": 1, **result.to_dict()}
+
+
+def _edgecc_version() -> str:
+    import edgecc
+
+    return edgecc.__version__

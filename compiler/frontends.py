@@ -1,0 +1,288 @@
+"""Frontends: turn a model source into a LoadedModel (torch.export is the canonical form).
+
+Accepted sources: a zoo name (`resnet8`), `path/to/file.py:factory` (the factory returns (module, example
+inputs)), a `.pt2` ExportedProgram (torch.export.save), an `.onnx` file, or an nn.Module / ExportedProgram given
+to the Python API. Pickles (`.pt`, `.pth`, `.pkl`) are refused unless the caller opts in with allow_pickle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecc.compiler.errors import ModelError, require
+
+PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin")
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for import by a backend, with example inputs and a reference to compare against."""
+
+    name: str
+    kind: str  # "torch" (nn.Module), "exported" (ExportedProgram), "onnx"
+    source: str  # what the user gave, for the manifest
+    example_inputs: list[np.ndarray]
+    input_names: list[str]
+    output_names: list[str] = field(default_factory=list)
+    task: str = "unknown"  # "classification" enables the top-1 agreement check
+    module: Any = None
+    onnx_path: Path | None = None
+    source_sha256: str = ""
+    _exported: Any = None
+
+    @property
+    def reference_name(self) -> str:
+        return "onnxruntime" if self.kind == "onnx" else "pytorch"
+
+    def exported_program(self):
+        """The torch.export ExportedProgram (exported once, then cached)."""
+        if self.kind == "onnx":
+            raise ModelError(f"{self.source} is an ONNX model; this backend needs a PyTorch model "
+                             "(use a backend with ONNX input: iree or tvm)")
+        if self._exported is None:
+            torch = require("torch", "torch==2.13.0", "exporting a PyTorch model")
+            args = tuple(torch.from_numpy(a) for a in self.example_inputs)
+            try:
+                self._exported = torch.export.export(self.module, args)
+            except Exception as e:  # export failures are model problems, reported in one line
+                raise ModelError(f"torch.export failed for {self.name}: {_first_line(e)}") from e
+        return self._exported
+
+    def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        """Outputs of the original model (PyTorch eager, or ONNX Runtime for .onnx sources)."""
+        self.check_inputs(inputs)
+        if self.kind == "onnx":
+            ort = require("onnxruntime", "onnxruntime", "running the ONNX reference")
+            sess = ort.InferenceSession(str(self.onnx_path), providers=["CPUExecutionProvider"])
+            return [np.asarray(o) for o in sess.run(None, dict(zip(self.input_names, inputs)))]
+        import torch
+
+        fn = self.module if self.module is not None else self._exported.module()
+        with torch.no_grad():
+            out = fn(*[torch.from_numpy(np.ascontiguousarray(a)) for a in inputs])
+        return [t.detach().numpy() for t in flatten_outputs(out)]
+
+    def check_inputs(self, inputs: list[np.ndarray]) -> None:
+        """ModelError unless inputs match the example inputs in count, shape and dtype."""
+        check_inputs(inputs, [(a.shape, a.dtype) for a in self.example_inputs], self.input_names)
+
+    def io_spec(self, outputs: list[np.ndarray]) -> dict:
+        return {
+            "inputs": [{"name": n, "shape": list(a.shape), "dtype": str(a.dtype)}
+                       for n, a in zip(self.input_names, self.example_inputs)],
+            "outputs": [{"name": n, "shape": list(o.shape), "dtype": str(o.dtype)}
+                        for n, o in zip(self.output_names, outputs)],
+        }
+
+
+def check_inputs(inputs, expected: list[tuple], names: list[str]) -> None:
+    if len(inputs) != len(expected):
+        raise ModelError(f"model takes {len(expected)} input(s) ({', '.join(names)}), got {len(inputs)}")
+    for name, a, (shape, dtype) in zip(names, inputs, expected):
+        if tuple(a.shape) != tuple(shape):
+            raise ModelError(f"input {name!r} has shape {list(a.shape)}, the model was compiled for "
+                             f"{list(shape)}; reshape it or recompile with --input-shape")
+        if np.dtype(a.dtype) != np.dtype(dtype):
+            raise ModelError(f"input {name!r} has dtype {a.dtype}, expected {np.dtype(dtype)}")
+
+
+def flatten_outputs(out) -> list:
+    if isinstance(out, (list, tuple)):
+        return [t for o in out for t in flatten_outputs(o)]
+    if isinstance(out, dict):
+        return [t for o in out.values() for t in flatten_outputs(o)]
+    return [out]
+
+
+def load_model(source, example_inputs=None, input_shapes=None, name: str | None = None,
+               allow_pickle: bool = False) -> LoadedModel:
+    """Load any accepted model source. Example: `load_model("resnet8")`, `load_model("net.py:build")`."""
+    if isinstance(source, LoadedModel):
+        return source
+    if not isinstance(source, (str, Path)):
+        return _from_object(source, example_inputs, name or type(source).__name__.lower())
+    text = str(source)
+    path = Path(text.split(":", 1)[0]) if text.count(":") == 1 and ".py:" in text else Path(text)
+    if text.endswith(".onnx"):
+        return _from_onnx(path, input_shapes, name)
+    if ".py:" in text:
+        return _from_factory(text, input_shapes, name)
+    if text.endswith(".pt2"):
+        return _from_pt2(path, name)
+    if text.endswith(PICKLE_SUFFIXES):
+        if not allow_pickle:
+            raise ModelError(f"{text} is a pickle; edgecc does not unpickle model files by default (it can run "
+                             "arbitrary code). Save with torch.export.save(...) to a .pt2, or pass --allow-pickle "
+                             "if you trust the file")
+        return _from_pickle(path, input_shapes, name)
+    if "/" in text or "." in Path(text).name:
+        if not path.exists():
+            raise ModelError(f"model file {text} does not exist")
+        raise ModelError(f"{text} is not a model source edgecc reads; give a zoo name, file.py:factory, "
+                         ".pt2 or .onnx")
+    from edgecc.models import get_model
+
+    spec = get_model(text)
+    module, inputs = spec.factory()
+    model = _from_object(module, inputs, name or spec.name, task=spec.task, source=text)
+    return _reshape(model, input_shapes) if input_shapes else model
+
+
+def _from_object(obj, example_inputs, name, task="unknown", source="<python object>") -> LoadedModel:
+    torch = require("torch", "torch==2.13.0", "loading a PyTorch model")
+    if example_inputs is None:
+        raise ModelError(f"model {name} needs example inputs (a tuple of tensors) to be exported")
+    if isinstance(example_inputs, (torch.Tensor, np.ndarray)):
+        example_inputs = (example_inputs,)
+    arrays = [np.ascontiguousarray(t.detach().numpy() if isinstance(t, torch.Tensor) else np.asarray(t))
+              for t in example_inputs]
+    if isinstance(obj, torch.export.ExportedProgram):
+        names = [s.arg.name for s in obj.graph_signature.input_specs if s.kind.name == "USER_INPUT"]
+        model = LoadedModel(name, "exported", source, arrays, names, task=task, _exported=obj)
+    elif isinstance(obj, torch.nn.Module):
+        obj = obj.eval()
+        model = LoadedModel(name, "torch", source, arrays, [f"input_{i}" for i in range(len(arrays))], task=task,
+                            module=obj)
+    else:
+        raise ModelError(f"{source}: expected a torch.nn.Module or ExportedProgram, got {type(obj).__name__}")
+    try:
+        outputs = model.reference(arrays)
+    except ModelError:
+        raise
+    except Exception as e:
+        raise ModelError(f"model {name} fails on its example inputs "
+                         f"{[list(a.shape) for a in arrays]}: {_first_line(e)}") from e
+    model.output_names = [f"output_{i}" for i in range(len(outputs))]
+    if task == "unknown" and len(outputs) == 1 and outputs[0].ndim == 2 and outputs[0].shape[1] > 1:
+        model.task = "classification"
+    return model
+
+
+def _reshape(model: LoadedModel, input_shapes) -> LoadedModel:
+    if len(input_shapes) != len(model.example_inputs):
+        raise ModelError(f"--input-shape given {len(input_shapes)} time(s), the model has "
+                         f"{len(model.example_inputs)} input(s)")
+    rng = np.random.default_rng(1)
+    arrays = [rng.standard_normal(s).astype(a.dtype) for s, a in zip(input_shapes, model.example_inputs)]
+    return _from_object(model.module, arrays, model.name, model.task, model.source)
+
+
+def _from_factory(text: str, input_shapes, name) -> LoadedModel:
+    file, _, func = text.rpartition(":")
+    path = Path(file)
+    if not path.is_file():
+        raise ModelError(f"model file {file} does not exist")
+    spec = importlib.util.spec_from_file_location(f"edgecc_user_model_{path.stem}", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    try:
+        spec.loader.exec_module(mod)
+    except Exception as e:
+        raise ModelError(f"importing {file} failed: {_first_line(e)}") from e
+    if not callable(getattr(mod, func, None)):
+        raise ModelError(f"{file} has no function {func!r}; define {func}() returning (module, example_inputs)")
+    try:
+        result = getattr(mod, func)()
+    except Exception as e:
+        raise ModelError(f"factory {text} raised {type(e).__name__}: {_first_line(e)}") from e
+    if not (isinstance(result, tuple) and len(result) == 2):
+        raise ModelError(f"factory {text} must return (module, example_inputs), got {type(result).__name__}")
+    model = _from_object(result[0], result[1], name or path.stem.replace("_", "-"), source=text)
+    model.source_sha256 = _sha256(path)
+    return _reshape(model, input_shapes) if input_shapes else model
+
+
+def _from_pt2(path: Path, name) -> LoadedModel:
+    if not path.is_file():
+        raise ModelError(f"model file {path} does not exist")
+    torch = require("torch", "torch==2.13.0", "loading a .pt2 model")
+    try:
+        ep = torch.export.load(str(path))
+    except Exception as e:
+        raise ModelError(f"{path} is not a readable .pt2 ExportedProgram: {_first_line(e)}") from e
+    inputs = []
+    for node in ep.graph.nodes:
+        if node.op == "placeholder" and node.name in {
+                s.arg.name for s in ep.graph_signature.input_specs if s.kind.name == "USER_INPUT"}:
+            val = node.meta.get("val")
+            if val is None:
+                raise ModelError(f"{path}: input {node.name} has no recorded shape; re-export with torch.export")
+            gen = torch.Generator().manual_seed(1)
+            inputs.append(torch.randn(tuple(int(d) for d in val.shape), generator=gen).to(val.dtype))
+    model = _from_object(ep, inputs, name or path.stem, source=str(path))
+    model.source_sha256 = _sha256(path)
+    return model
+
+
+def _from_pickle(path: Path, input_shapes, name) -> LoadedModel:
+    if not path.is_file():
+        raise ModelError(f"model file {path} does not exist")
+    torch = require("torch", "torch==2.13.0", "loading a pickled model")
+    if not input_shapes:
+        raise ModelError(f"{path}: a pickled module carries no input shape; pass --input-shape")
+    try:
+        module = torch.load(str(path), weights_only=False)
+    except Exception as e:
+        raise ModelError(f"{path} is not a loadable torch pickle: {_first_line(e)}") from e
+    rng = np.random.default_rng(1)
+    model = _from_object(module, [rng.standard_normal(s).astype(np.float32) for s in input_shapes],
+                         name or path.stem, source=str(path))
+    model.source_sha256 = _sha256(path)
+    return model
+
+
+ONNX_DTYPES = {1: np.float32, 2: np.uint8, 3: np.int8, 6: np.int32, 7: np.int64, 10: np.float16, 11: np.float64}
+
+
+def _from_onnx(path: Path, input_shapes, name) -> LoadedModel:
+    if not path.is_file():
+        raise ModelError(f"model file {path} does not exist")
+    onnx = require("onnx", "onnx", "reading ONNX models")
+    try:
+        proto = onnx.load(str(path))
+        onnx.checker.check_model(proto)
+    except Exception as e:
+        raise ModelError(f"{path} is not a valid ONNX model: {_first_line(e)}") from e
+    initializers = {i.name for i in proto.graph.initializer}
+    graph_inputs = [i for i in proto.graph.input if i.name not in initializers]
+    rng = np.random.default_rng(1)
+    arrays, names = [], []
+    for i, inp in enumerate(graph_inputs):
+        tt = inp.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
+        if input_shapes:
+            dims = list(input_shapes[i])
+        if any(d is None or d <= 0 for d in dims):
+            raise ModelError(f"{path}: input {inp.name!r} has dynamic shape {dims}; pass --input-shape")
+        dtype = ONNX_DTYPES.get(tt.elem_type)
+        if dtype is None:
+            raise ModelError(f"{path}: input {inp.name!r} has unsupported ONNX element type {tt.elem_type}")
+        arrays.append(rng.standard_normal(dims).astype(dtype))
+        names.append(inp.name)
+    model = LoadedModel(name or path.stem, "onnx", str(path), arrays, names, onnx_path=path.resolve(),
+                        source_sha256=_sha256(path))
+    try:
+        outputs = model.reference(arrays)
+    except Exception as e:
+        raise ModelError(f"{path} fails in ONNX Runtime on inputs {[list(a.shape) for a in arrays]}: "
+                         f"{_first_line(e)}") from e
+    model.output_names = [o.name for o in proto.graph.output]
+    if len(outputs) == 1 and outputs[0].ndim == 2 and outputs[0].shape[1] > 1:
+        model.task = "classification"
+    return model
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    return text.splitlines()[0][:400]

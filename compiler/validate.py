@@ -1,0 +1,56 @@
+"""Numerical validation: the artifact's outputs against the reference (PyTorch, or ONNX Runtime for .onnx)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+# fp32 default: |out - ref| <= atol + rtol * max|ref|, per output. Different summation orders in compiled
+# kernels give ~1e-6 relative error on these models; 1e-3 leaves room without hiding a wrong kernel.
+DEFAULT_TOLERANCE = {"atol": 1e-4, "rtol": 1e-3}
+
+
+@dataclass
+class Comparison:
+    passed: bool
+    max_abs_error: float
+    max_rel_error: float  # max |out - ref| / max |ref|
+    top1_agreement: float | None  # fraction of rows whose argmax agrees (classifiers)
+    tolerance: dict
+    reference: str
+    detail: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def compare(outputs: list[np.ndarray], reference: list[np.ndarray], reference_name: str,
+            classification: bool, tolerance: dict | None = None) -> Comparison:
+    tol = {**DEFAULT_TOLERANCE, **(tolerance or {})}
+    if len(outputs) != len(reference):
+        return Comparison(False, float("inf"), float("inf"), None, tol, reference_name,
+                          f"{len(outputs)} outputs, reference has {len(reference)}")
+    max_abs, max_rel, passed, details, top1 = 0.0, 0.0, True, [], None
+    for i, (o, r) in enumerate(zip(outputs, reference)):
+        o, r = np.asarray(o), np.asarray(r)
+        if o.shape != r.shape:
+            return Comparison(False, float("inf"), float("inf"), None, tol, reference_name,
+                              f"output {i} has shape {list(o.shape)}, reference {list(r.shape)}")
+        if not np.all(np.isfinite(o)):
+            return Comparison(False, float("inf"), float("inf"), None, tol, reference_name,
+                              f"output {i} has non-finite values")
+        err = float(np.max(np.abs(o.astype(np.float64) - r.astype(np.float64)))) if o.size else 0.0
+        scale = float(np.max(np.abs(r))) if r.size else 0.0
+        max_abs, max_rel = max(max_abs, err), max(max_rel, err / scale if scale else err)
+        bound = tol["atol"] + tol["rtol"] * scale
+        if err > bound:
+            passed = False
+            details.append(f"output {i}: max abs error {err:.3g} > {bound:.3g}")
+    if classification and outputs[0].ndim == 2:
+        agree = np.argmax(outputs[0], axis=1) == np.argmax(reference[0], axis=1)
+        top1 = float(np.mean(agree))
+        if top1 < 1.0:
+            passed = False
+            details.append(f"top-1 agreement {top1:.0%}")
+    return Comparison(passed, max_abs, max_rel, top1, tol, reference_name, "; ".join(details))

@@ -1,0 +1,3 @@
+from edgecc.compiler.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,77 @@
+"""The benchmark harness: each runtime runs in its own process (TVM/IREE worker threads spin and distort
+anything that shares their process), the parent collects the raw samples.
+
+    EDGECC_THREADS=N python -m edgecc.runtime.bench BUNDLE --warmup 5 --iters 50   # worker: prints JSON
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+from edgecc.compiler.errors import BundleError, CannotRunHere, EdgeccError
+from edgecc.runtime.stats import WALL_CLOCK, Timing
+
+
+def bench_bundle(bundle, warmup: int = 5, iters: int = 50, threads: int = 0, timeout: float = 1800) -> Timing:
+    """Time a bundle where it runs from here. Host bundles run in a fresh worker process."""
+    runner_cls_time = getattr(_backend(bundle), "time_in_process", False)
+    if runner_cls_time:  # emulator-backed runners are their own process already (QEMU)
+        runner = bundle.runner()
+        return Timing(**runner.time(bundle.reference_inputs(), warmup, iters))
+    argv = [sys.executable, "-m", "edgecc.runtime.bench", str(bundle.path), "--warmup", str(warmup),
+            "--iters", str(iters)]
+    env = dict(os.environ)
+    if threads:  # read by the runners (IREE task topology) and by TVM's thread pool at start-up
+        env["EDGECC_THREADS"] = env["TVM_NUM_THREADS"] = str(threads)
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        err = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise EdgeccError(f"benchmark worker failed (exit {proc.returncode}): {err}")
+    data = json.loads(lines[-1])
+    if "error" in data:
+        raise (CannotRunHere if data.get("kind") == "CannotRunHere" else BundleError)(data["error"])
+    return Timing(**data)
+
+
+def _backend(bundle):
+    from edgecc.compiler.backends import get_backend
+
+    return get_backend(bundle.backend)
+
+
+def _worker(argv=None) -> int:
+    from edgecc.compiler.bundle import Bundle
+
+    p = argparse.ArgumentParser()
+    p.add_argument("bundle")
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--iters", type=int, default=50)
+    a = p.parse_args(argv)
+    threads = os.environ.get("EDGECC_THREADS", "runtime default")
+    try:
+        bundle = Bundle.load(a.bundle)
+        runner = bundle.runner()
+        inputs = bundle.reference_inputs()
+        for _ in range(a.warmup):
+            runner.run(inputs)
+        samples = []
+        for _ in range(a.iters):
+            t0 = time.perf_counter_ns()
+            runner.run(inputs)
+            samples.append((time.perf_counter_ns() - t0) / 1e6)
+    except EdgeccError as e:
+        print(json.dumps({"error": str(e), "kind": type(e).__name__}))
+        return 0
+    print(json.dumps({"samples": samples, "unit": "ms", "method": WALL_CLOCK, "warmup": a.warmup,
+                      "iterations": a.iters, "extra": {"threads": threads}}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_worker())
