@@ -61,12 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--input", "-i", action="append", help=".npy input (repeat per input; default: the reference)")
     r.add_argument("--output", "-o", help="save output(s) to this .npy (output_N suffix when several)")
 
-    b = sub.add_parser("bench", help="time a bundle: warm-up + N iterations, min/p50/p90/p99")
-    b.add_argument("bundle")
+    b = sub.add_parser("bench", help="time bundles (each in its own process): warm-up + N iterations")
+    b.add_argument("bundle", nargs="+")
     b.add_argument("--warmup", type=int, default=5)
     b.add_argument("--iters", "-n", type=int, default=50)
     b.add_argument("--threads", type=int, default=0, help="runtime threads (default: the runtime's)")
-    b.add_argument("--json", dest="json_out", help="write the timing JSON here (default: <bundle>.bench.json)")
+    b.add_argument("--json", dest="json_out", help="write the timings JSON here (default: <bundle>.bench.json "
+                   "for one bundle, bench.json beside the first for several)")
     return p
 
 
@@ -95,7 +96,8 @@ def main(argv=None) -> int:
 
 
 def _log(args):
-    if args.quiet:
+    # Progress goes to a terminal only: in CI logs and scripts stderr carries just the one-line error.
+    if args.quiet or not sys.stderr.isatty():
         return None
     from rich.console import Console
 
@@ -115,7 +117,7 @@ def cmd_compile(args) -> int:
         print(json.dumps(m, indent=2))
         return 0
     v = m["validation"]
-    check = (f"validated vs {v['reference']}: max abs err {v['max_abs_error']:.2e}"
+    check = (f"validated vs {v['reference']}: {_check_text(v)}"
              + (f", top-1 {v['top1_agreement']:.0%}" if v.get("top1_agreement") is not None else "")
              if v["status"] == "passed" else v["status"])
     size = sum(meta["size"] for rel, meta in m["files"].items() if rel in m["artifact"]["files"])
@@ -205,21 +207,31 @@ def cmd_bench(args) -> int:
     from edgecc.compiler.bundle import Bundle
     from edgecc.runtime.bench import bench_bundle
 
-    bundle = Bundle.load(args.bundle)
-    timing = bench_bundle(bundle, warmup=args.warmup, iters=args.iters, threads=args.threads)
-    s = timing.stats()
-    m = bundle.manifest
-    report = {"bundle": str(bundle.path), "model": m["model"]["name"], "target": m["target"]["name"],
-              "backend": m["backend"], "timing": timing.to_dict()}
-    out = Path(args.json_out) if args.json_out else bundle.path.with_name(bundle.path.name + ".bench.json")
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    u = timing.unit
-    fmt = (lambda x: f"{x:.3f}") if u == "ms" else (lambda x: f"{x:,.0f}")
-    _table(["bundle", "unit", "min", "p50", "p90", "p99", "mean", "n"],
-           [(bundle.path.name, u, fmt(s["min"]), fmt(s["p50"]), fmt(s["p90"]), fmt(s["p99"]), fmt(s["mean"]),
-             str(s["n"]))])
-    print(f"method: {timing.method}; warm-up {timing.warmup}, iterations {timing.iterations}; raw samples -> {out}")
+    bundles = [Bundle.load(p) for p in args.bundle]  # all verified before any is timed
+    reports, rows = [], []
+    for bundle in bundles:
+        timing = bench_bundle(bundle, warmup=args.warmup, iters=args.iters, threads=args.threads)
+        m, s = bundle.manifest, timing.stats()
+        reports.append({"bundle": str(bundle.path), "model": m["model"]["name"], "target": m["target"]["name"],
+                        "backend": m["backend"], "validation": m["validation"], "timing": timing.to_dict()})
+        fmt = (lambda x: f"{x:.3f}") if timing.unit == "ms" else (lambda x: f"{x:,.0f}")
+        rows.append((m["model"]["name"], m["target"]["name"], m["backend"], timing.unit, fmt(s["min"]),
+                     fmt(s["p50"]), fmt(s["p90"]), fmt(s["p99"]), fmt(s["mean"]), str(s["n"]),
+                     _check_text(m["validation"])))
+    first = bundles[0].path
+    out = Path(args.json_out) if args.json_out else (
+        first.with_name(first.name + ".bench.json") if len(bundles) == 1 else first.parent / "bench.json")
+    out.write_text(json.dumps(reports[0] if len(reports) == 1 else {"runs": reports}, indent=2) + "\n")
+    _table(["model", "target", "backend", "unit", "min", "p50", "p90", "p99", "mean", "n", "vs reference"], rows)
+    methods = sorted({r["timing"]["method"] for r in reports})
+    print(f"method: {'; '.join(methods)}; warm-up {args.warmup}, iterations {args.iters}; raw samples -> {out}")
     return 0
+
+
+def _check_text(v: dict) -> str:
+    if v.get("status") != "passed":
+        return v.get("status", "?")
+    return f"max abs err {v['max_abs_error']:.1e}"
 
 
 def _table(header, rows) -> None:

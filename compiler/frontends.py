@@ -203,10 +203,20 @@ def _from_pt2(path: Path, name) -> LoadedModel:
     if not path.is_file():
         raise ModelError(f"model file {path} does not exist")
     torch = require("torch", "torch==2.13.0", "loading a .pt2 model")
+    import logging
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        raise ModelError(f"{path} is not a readable .pt2 ExportedProgram: not a zip archive "
+                         "(save one with torch.export.save)")
+    log = logging.getLogger("torch.export")
+    level, log.level = log.level, logging.CRITICAL  # torch logs its own traceback before raising
     try:
         ep = torch.export.load(str(path))
     except Exception as e:
         raise ModelError(f"{path} is not a readable .pt2 ExportedProgram: {_first_line(e)}") from e
+    finally:
+        log.setLevel(level)
     inputs = []
     for node in ep.graph.nodes:
         if node.op == "placeholder" and node.name in {

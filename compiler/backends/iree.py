@@ -42,7 +42,7 @@ class IreeBackend:
             _raise_if_unsupported(str(getattr(e, "stderr", "")) or str(e), "iree")
             raise
         calls.append(repro_line([find_tool("iree-compile")] + argv[1:]))
-        info = {"driver": cfg.driver or "local-task", "function": "main"}
+        info = {"driver": cfg.driver or "local-task", "function": _entry_function(mlir)}
         if "--iree-llvmcpu-target-cpu=host" in flags:
             info["host_cpu"] = host_cpu_name()
         return Artifact(files=["model.vmfb"], entry="model.vmfb", calls=calls, flags=flags, info=info)
@@ -50,11 +50,17 @@ class IreeBackend:
     def _import_torch(self, model, mlir: Path) -> str:
         fx = require("torch_mlir.fx", "torch-mlir", "the IREE backend (torch-mlir FX importer)")
         ep = model.exported_program()
+        diagnostics: list[str] = []
         try:
-            module = fx.export_and_import(ep, output_type="linalg-on-tensors", func_name="main")
+            module = fx.export_and_import(ep, output_type="linalg-on-tensors", func_name="main",
+                                          fx_importer=_importer(diagnostics))
         except Exception as e:
-            _raise_if_unsupported(str(e), "iree")
-            raise ModelError(f"torch-mlir could not import {model.name}: {str(e).strip().splitlines()[0][:300]}") from e
+            op = _failing_torch_op(diagnostics, ep)
+            if op:
+                raise UnsupportedOpError(op, "iree", suggestion="try --backend tvm",
+                                         detail="torch-mlir has no linalg lowering for it") from None
+            first = (diagnostics or str(e).strip().splitlines() or ["unknown error"])[0]
+            raise ModelError(f"torch-mlir could not import {model.name}: {first[:300]}") from e
         with open(mlir, "w") as f:
             module.operation.print(file=f, large_elements_limit=None, enable_debug_info=False)
         return (f"torch_mlir.fx.export_and_import(torch.export.export(<{model.name}>, inputs), "
@@ -67,6 +73,70 @@ class IreeBackend:
 
     def versions(self) -> dict[str, str]:
         return {p: _version(p) for p in ("iree-base-compiler", "iree-base-runtime", "torch-mlir", "torch")}
+
+
+def _entry_function(mlir: Path) -> str:
+    """The public function of the imported module (`main` from torch-mlir, the graph name from ONNX)."""
+    with open(mlir) as f:
+        for line in f:
+            m = re.search(r"func\.func @([\w$.]+)\(", line)
+            if m and "private" not in line.split("@")[0]:
+                return m.group(1)
+    return "main"
+
+
+def _importer(diagnostics: list[str]):
+    """An FxImporter whose MLIR context records diagnostics (torch-mlir prints them to stderr otherwise)."""
+    from torch_mlir import ir
+    from torch_mlir.dialects import torch as torch_d
+    from torch_mlir.extras.fx_importer import FxImporter
+
+    context = ir.Context()
+    torch_d.register_dialect(context)
+
+    def handler(d):
+        diagnostics.append(d.message)
+        return True
+
+    context.attach_diagnostic_handler(handler)
+    return FxImporter(context=context)
+
+
+_OPERATOR_NAME = re.compile(r'name = "torch\.(aten\.[\w.]+)"')
+_LEGALIZE = re.compile(r"failed to legalize operation '(torch\.[\w.]+)'")
+_SSA_DEF = re.compile(r"^\s*(%[\w.+-]+) = (torch\.constant\.\w+) (.+)$")
+
+
+def _failing_torch_op(diagnostics: list[str], ep) -> str:
+    """Name the aten op behind a failed torch → linalg lowering. The diagnostic may name the op itself, or
+    only a constant left behind because its consumer failed to lower: then find that consumer in torch IR."""
+    text = "\n".join(diagnostics)
+    if m := _OPERATOR_NAME.search(text):
+        return m.group(1)
+    m = _LEGALIZE.search(text)
+    if not m:
+        return ""
+    op = m.group(1)
+    if not op.startswith("torch.constant."):
+        return op.removeprefix("torch.")
+    value = re.search(r"value = ([^:}]+)", text)
+    from torch_mlir import fx
+
+    ir_text = str(fx.export_and_import(ep, output_type="torch", func_name="main", fx_importer=_importer([])))
+    for line in ir_text.splitlines():
+        d = _SSA_DEF.match(line)
+        if d and d.group(2) == op and value and _same_constant(d.group(3), value.group(1)):
+            use = re.search(rf"= torch\.(aten\.[\w.]+) [^\n]*{re.escape(d.group(1))}\b", ir_text)
+            if use:
+                return use.group(1)
+    return op.removeprefix("torch.")
+
+
+def _same_constant(a: str, b: str) -> bool:
+    try:
+        return float(a.split(":")[0]) == float(b.split(":")[0])
+    except ValueError:
+        return a.strip() == b.strip()
 
 
 def _raise_if_unsupported(text: str, backend: str) -> None:

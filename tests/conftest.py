@@ -1,0 +1,26 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "tests" / "data"
+
+
+def edgecc_cli(*args, cwd=None, timeout=900):
+    """Run the real `edgecc` CLI in a subprocess; returns CompletedProcess with text output."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, "-m", "edgecc", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="session")
+def resnet8_bundles(tmp_path_factory):
+    """resnet8 compiled for host with both backends, once per session."""
+    import edgecc
+
+    root = tmp_path_factory.mktemp("bundles")
+    return {b: edgecc.compile("resnet8", target="host", backend=b, output=root / f"resnet8-{b}")
+            for b in ("iree", "tvm")}
