@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import shutil
 import sys
@@ -65,7 +66,9 @@ def compile(model, example_inputs=None, target: str = "host", backend: str | Non
         manifest = {
             "model": {"name": loaded.name, "source": loaded.source, "kind": loaded.kind, "task": loaded.task,
                       "source_sha256": loaded.source_sha256},
-            "target": {"name": tgt.name, "device": tgt.device, "triple": tgt.cpu.triple, "source": tgt.source},
+            "target": {"name": tgt.name, "device": tgt.device, "triple": tgt.cpu.triple, "cpu": tgt.cpu.cpu,
+                       "accelerator": dataclasses.asdict(tgt.accelerator) if tgt.accelerator else None,
+                       "transport": dataclasses.asdict(tgt.transport), "source": tgt.source},
             "backend": backend,
             "options": {"board": opts.board, "extra_flags": list(opts.extra_flags), **opts.options},
             "artifact": {"entry": artifact.entry, "files": artifact.files, "info": artifact.info},
@@ -94,7 +97,8 @@ def _validate(bundle: Bundle, loaded, inputs, ref_outputs, tolerance) -> dict:
         raise ValidationError(f"{loaded.name} on {bundle.manifest['target']['name']}/{bundle.backend} does not "
                               f"match {loaded.reference_name}: {result.detail}; pass --no-validate to keep it "
                               "anyway, or report the model")
-    return {"status": "passed", "ran_on": run_where, "samples": 1, **result.to_dict()}
+    note = {"note": runner.note} if getattr(runner, "note", "") else {}
+    return {"status": "passed", "ran_on": run_where, "samples": 1, **note, **result.to_dict()}
 
 
 def _edgecc_version() -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from edgecc.compiler.artifact import Artifact, CompileOptions
 from edgecc.compiler.backends import register_backend
-from edgecc.compiler.errors import ModelError, UnsupportedOpError, require
+from edgecc.compiler.errors import CannotRunHere, ModelError, ToolError, UnsupportedOpError, require
 from edgecc.compiler.tools import find_tool, repro_line, run_tool
 
 _ILLEGAL_OP = re.compile(r"failed to legalize (?:operation|unresolved materialization)[^']*'([\w.]+)'")
@@ -42,10 +42,27 @@ class IreeBackend:
             _raise_if_unsupported(str(getattr(e, "stderr", "")) or str(e), "iree")
             raise
         calls.append(repro_line([find_tool("iree-compile")] + argv[1:]))
-        info = {"driver": cfg.driver or "local-task", "function": _entry_function(mlir)}
+        info = {"driver": cfg.driver or "local-task", "function": _entry_function(mlir),
+                "device_runtime": f"pip install iree-base-runtime=={_version('iree-base-runtime')}"}
         if "--iree-llvmcpu-target-cpu=host" in flags:
             info["host_cpu"] = host_cpu_name()
-        return Artifact(files=["model.vmfb"], entry="model.vmfb", calls=calls, flags=flags, info=info)
+        if cfg.options.get("note"):
+            info["note"] = cfg.options["note"]
+        files = ["model.vmfb"]
+        if cfg.options.get("check_variant_flags"):
+            # A second build whose numerics can be checked here (e.g. a generic Vulkan profile on lavapipe).
+            vflags = list(cfg.options["check_variant_flags"]) + list(options.extra_flags)
+            vargv = ["iree-compile", str(mlir), *vflags, "-o", str(workdir / "model.check.vmfb")]
+            run_tool(vargv, cwd=workdir, timeout=3600)
+            calls.append(repro_line([find_tool("iree-compile")] + vargv[1:]))
+            files.append("model.check.vmfb")
+            info["check_variant"] = {"file": "model.check.vmfb", "flags": vflags,
+                                     "driver": cfg.options.get("check_variant_driver", info["driver"]),
+                                     "device": cfg.options.get("check_variant_device", "")}
+        if info["driver"] == "cuda":
+            info["cuda"] = inspect_cuda_vmfb(workdir / "model.vmfb", _flag_value(flags, "--iree-cuda-target"))
+        files += write_device_scripts(workdir, info, len(model.example_inputs), len(model.output_names))
+        return Artifact(files=files, entry="model.vmfb", calls=calls, flags=flags, info=info)
 
     def _import_torch(self, model, mlir: Path) -> str:
         fx = require("torch_mlir.fx", "torch-mlir", "the IREE backend (torch-mlir FX importer)")
@@ -67,12 +84,91 @@ class IreeBackend:
                 f"output_type='linalg-on-tensors', func_name='main') > {mlir.name}")
 
     def runner(self, bundle):
-        from edgecc.runtime.local import IreeLocalRunner
+        """Where this bundle runs from here: the host CPU, qemu-aarch64, or a Vulkan check variant on lavapipe."""
+        from edgecc.runtime.local import IreeLocalRunner, IreeToolRunner
 
-        return IreeLocalRunner(bundle)
+        info, target = bundle.manifest["artifact"]["info"], bundle.manifest["target"]
+        arch = target["triple"].split("-")[0]
+        if info["driver"] in ("local-task", "local-sync"):
+            if arch == "x86_64":
+                return IreeLocalRunner(bundle)
+            if arch == "aarch64":
+                from edgecc.runtime.qemu_user import iree_qemu_runner
+
+                return iree_qemu_runner(bundle)
+            raise CannotRunHere(f"no emulator for {target['triple']} here")
+        variant = info.get("check_variant")
+        if variant:
+            runner = IreeToolRunner(bundle, bundle.path / variant["file"], variant["driver"],
+                                    where=variant["device"] or variant["driver"])
+            accel = target.get("accelerator") or {}
+            runner.note = (f"checked: {variant['file']}; {bundle.manifest['artifact']['entry']} "
+                           f"({accel.get('arch', '')}) numerics not checked: needs {accel.get('name') or 'the device'}")
+            return runner
+        accel = target.get("accelerator") or {}
+        raise CannotRunHere(f"needs {accel.get('name') or accel.get('arch') or info['driver']} "
+                            f"({info['driver']} device)")
 
     def versions(self) -> dict[str, str]:
         return {p: _version(p) for p in ("iree-base-compiler", "iree-base-runtime", "torch-mlir", "torch")}
+
+
+def _flag_value(flags: list[str], name: str) -> str:
+    return next((f.split("=", 1)[1] for f in flags if f.startswith(name + "=")), "")
+
+
+_PTX_TARGET = re.compile(rb"\.target (sm_\d+)")
+
+
+def inspect_cuda_vmfb(vmfb: Path, arch: str) -> dict:
+    """Check the PTX embedded in a CUDA vmfb: its .target is the requested arch and ptxas assembles it."""
+    import zipfile
+
+    ptx_blobs = []
+    with zipfile.ZipFile(vmfb) as z:
+        for name in z.namelist():
+            data = z.read(name)
+            start = data.find(b"//\n// Generated by LLVM NVPTX")
+            start = data.find(b".version") if start < 0 else start
+            if start >= 0 and _PTX_TARGET.search(data):
+                end = data.find(b"\0", start)
+                ptx_blobs.append(data[start:end if end > 0 else len(data)])
+    if not ptx_blobs:
+        raise ToolError(f"{vmfb.name}: no PTX found in the CUDA executable")
+    targets = sorted({m.decode() for blob in ptx_blobs for m in _PTX_TARGET.findall(blob)})
+    if arch and targets != [arch]:
+        raise ToolError(f"{vmfb.name}: PTX targets {targets}, expected {arch}")
+    result = {"ptx_targets": targets, "ptx_bytes": sum(map(len, ptx_blobs))}
+    try:
+        ptxas = find_tool("ptxas")
+    except ToolError:
+        return {**result, "ptxas": "not run: ptxas not installed"}
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        for i, blob in enumerate(ptx_blobs):
+            src = Path(d) / f"k{i}.ptx"
+            src.write_bytes(blob)
+            run_tool([ptxas, f"-arch={targets[0]}", str(src), "-o", str(Path(d) / f"k{i}.cubin")], timeout=600)
+    return {**result, "ptxas": f"assembled for {targets[0]} by {ptxas}"}
+
+
+def write_device_scripts(workdir: Path, info: dict, n_inputs: int, n_outputs: int) -> list[str]:
+    """run.sh / bench.sh for the device, from runtime/scripts templates."""
+    from importlib import resources
+
+    subst = {"@IREE_VERSION@": _version("iree-base-runtime"), "@NUM_OUTPUTS@": str(n_outputs),
+             "@DEVICE@": info["driver"], "@MODULE@": "model.vmfb", "@FUNCTION@": info["function"],
+             "@DEFAULT_INPUTS@": " ".join(f'"$here/input_{i}.npy"' for i in range(n_inputs))}
+    written = []
+    for template, name in (("iree_run.sh", "run.sh"), ("iree_bench.sh", "bench.sh")):
+        text = resources.files("edgecc.runtime").joinpath("scripts", template).read_text()
+        for k, v in subst.items():
+            text = text.replace(k, v)
+        (workdir / name).write_text(text)
+        (workdir / name).chmod(0o755)
+        written.append(name)
+    return written
 
 
 def _entry_function(mlir: Path) -> str:

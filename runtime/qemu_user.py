@@ -1,0 +1,128 @@
+"""qemu-user: run aarch64 Linux bundles on this x86 machine under `qemu-aarch64`, with the aarch64 builds of the
+runtimes taken from PyPI (`pip download --platform manylinux_2_28_aarch64`, cached, never committed).
+
+The runner executes the bundle's own device scripts (run.sh / bench.sh), so what is checked here is exactly
+what runs on the board. Times measured this way are emulated: they are labelled so, never device milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from edgecc.compiler.errors import CannotRunHere, ToolError
+from edgecc.compiler.frontends import check_inputs
+from edgecc.compiler.tools import find_tool, run_tool
+
+QEMU_EMULATED = "emulated wall clock (qemu-aarch64 user mode on x86; not device time)"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("EDGECC_CACHE", Path.home() / ".cache" / "edgecc"))
+
+
+def foreign_wheel(package: str, version: str, platform: str, python: str = "3.11") -> Path:
+    """Download (once) and unpack a wheel built for another platform; returns the unpacked folder."""
+    dest = cache_dir() / "wheels" / f"{package}-{version}-{platform}"
+    if (dest / ".complete").is_file():
+        return dest
+    wheels = cache_dir() / "wheels" / "download"
+    wheels.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--platform", platform,
+            "--python-version", python, "-d", str(wheels), f"{package}=={version}"]
+    try:
+        run_tool(argv, timeout=900)
+    except ToolError as e:
+        raise CannotRunHere(f"could not fetch the {platform} wheel of {package}=={version}: {e}") from None
+    stem = package.replace("-", "_")
+    found = sorted(wheels.glob(f"{stem}-{version}-*{platform.split('_', 2)[-1]}*.whl"))
+    if not found:
+        raise CannotRunHere(f"no {platform} wheel of {package}=={version} found after download")
+    tmp = Path(tempfile.mkdtemp(dir=wheels))
+    with zipfile.ZipFile(found[-1]) as z:
+        z.extractall(tmp)
+    for f in tmp.rglob("*"):
+        if f.is_file() and (f.suffix == "" or ".so" in f.name):
+            f.chmod(0o755)
+    (tmp / ".complete").write_text(found[-1].name)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists():
+        import shutil
+
+        shutil.rmtree(dest)
+    os.rename(tmp, dest)
+    return dest
+
+
+class QemuUserRunner:
+    """Runs an aarch64 bundle's run.sh / bench.sh with the tool wrapped in qemu-aarch64."""
+
+    def __init__(self, bundle, tools: dict[str, Path], libdirs: list[Path]):
+        self.bundle = bundle
+        t = bundle.manifest["target"].get("transport", {}).get("options", {})
+        self.qemu = find_tool(t.get("qemu", "qemu-aarch64"))
+        self.cpu = t.get("cpu", "max")
+        self.sysroot = t.get("sysroot", "/usr/aarch64-linux-gnu")
+        if not Path(self.sysroot).is_dir():
+            raise CannotRunHere(f"aarch64 sysroot {self.sysroot} missing (apt-get install g++-aarch64-linux-gnu)")
+        self.where = f"qemu-aarch64 -cpu {self.cpu} (user-mode emulation)"
+        self.tools, self.libdirs = tools, libdirs
+        io = bundle.manifest["io"]["inputs"]
+        self._expected = [(tuple(i["shape"]), np.dtype(i["dtype"])) for i in io]
+        self._names = [i["name"] for i in io]
+
+    def _env(self, work: Path) -> dict:
+        env = dict(os.environ)
+        ld = ":".join(str(d) for d in self.libdirs)
+        for var, tool in self.tools.items():
+            wrapper = work / f"{var.lower()}.sh"
+            wrapper.write_text("#!/bin/sh\nexec " + shlex.join([self.qemu, "-cpu", self.cpu, "-L", self.sysroot, "-E",
+                                                                f"LD_LIBRARY_PATH={ld}", str(tool)]) + ' "$@"\n')
+            wrapper.chmod(0o755)
+            env[var] = str(wrapper)
+        return env
+
+    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        check_inputs(inputs, self._expected, self._names)
+        n_out = len(self.bundle.manifest["io"]["outputs"])
+        with tempfile.TemporaryDirectory() as d:
+            work = Path(d)
+            files = []
+            for i, a in enumerate(inputs):
+                files.append(work / f"in_{i}.npy")
+                np.save(files[-1], np.ascontiguousarray(a))
+            run_tool(["sh", str(self.bundle.path / "run.sh"), str(work / "out"), *map(str, files)],
+                     env=self._env(work), timeout=1800)
+            return [np.load(work / "out" / f"output_{i}.npy") for i in range(n_out)]
+
+    def time(self, inputs, warmup: int, iters: int) -> dict:
+        with tempfile.TemporaryDirectory() as d:
+            work = Path(d)
+            out = work / "bench.json"
+            run_tool(["sh", str(self.bundle.path / "bench.sh"), str(iters), str(out)], env=self._env(work),
+                     timeout=3600)
+            data = json.loads(out.read_text())
+        runs = [b for b in data.get("benchmarks", []) if b.get("run_type") == "iteration"]
+        scale = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
+        samples = [b["real_time"] * scale[b.get("time_unit", "ms")] for b in runs]
+        return {"samples": samples, "unit": "ms", "method": QEMU_EMULATED, "warmup": 0, "iterations": len(samples),
+                "extra": {"tool": "iree-benchmark-module", "qemu_cpu": self.cpu,
+                          "iterations_per_sample": runs[0].get("iterations") if runs else None}}
+
+
+def iree_qemu_runner(bundle) -> QemuUserRunner:
+    t = bundle.manifest["target"].get("transport", {}).get("options", {})
+    version = bundle.manifest["versions"].get("iree-base-runtime", "3.13.0")
+    root = foreign_wheel("iree-base-runtime", version, t.get("wheel_platform", "manylinux_2_28_aarch64"),
+                         t.get("python", "3.11"))
+    tools = {"IREE_RUN_MODULE": root / "iree" / "_runtime_libs" / "iree-run-module",
+             "IREE_BENCHMARK_MODULE": root / "iree" / "_runtime_libs" / "iree-benchmark-module"}
+    return QemuUserRunner(bundle, tools, [root / "iree_base_runtime.libs"])
