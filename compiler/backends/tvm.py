@@ -44,16 +44,21 @@ class TvmBackend:
             raise
         so = workdir / "model.so"
         if cfg.cross_compiler:
-            from tvm.contrib import cc
+            from tvm.support import cc
 
-            executable.export_library(str(so), fcompile=cc.cross_compiler(cfg.cross_compiler))
+            executable.export_library(str(so), fcompile=tvm.support.cc.cross_compiler(cfg.cross_compiler))
         else:
             executable.export_library(str(so))
         calls = [import_call,
                  f"tvm.compile(mod, target=tvm.target.Target({tvm_target!r})).export_library('model.so'"
-                 + (f", fcompile=cc.cross_compiler({cfg.cross_compiler!r}))" if cfg.cross_compiler else ")")]
+                 + (f", fcompile=tvm.support.cc.cross_compiler({cfg.cross_compiler!r}))" if cfg.cross_compiler else ")")]
         info = {"device": cfg.driver or "cpu", "function": "main", "tvm_target": tvm_target}
-        return Artifact(files=["model.so"], entry="model.so", calls=calls, flags=[str(tvm_target)], info=info)
+        files = ["model.so"]
+        if tvm_target.get("kind") == "cuda":
+            info["cuda"], cuda_files, call = precompile_cuda(executable, tvm_target["arch"], workdir)
+            files += cuda_files
+            calls.append(call)
+        return Artifact(files=files, entry="model.so", calls=calls, flags=[str(tvm_target)], info=info)
 
     def _import(self, model):
         require("tvm", "apache-tvm==0.27.0.post1", "the TVM backend")
@@ -79,12 +84,67 @@ class TvmBackend:
         return mod, f"tvm.relax.frontend.torch.from_exported_program(torch.export.export(<{model.name}>, inputs))"
 
     def runner(self, bundle):
+        """The host CPU runs x86-64 CPU bundles; anything else needs its device (or, for aarch64 CPU bundles,
+        a native runner under qemu-aarch64, not built yet)."""
+        from edgecc.compiler.errors import CannotRunHere
         from edgecc.runtime.local import TvmLocalRunner
 
-        return TvmLocalRunner(bundle)
+        info, target = bundle.manifest["artifact"]["info"], bundle.manifest["target"]
+        device, arch = info.get("device", "cpu"), target["triple"].split("-")[0]
+        if device == "cpu" and arch == "x86_64":
+            return TvmLocalRunner(bundle)
+        if device == "cpu":
+            raise CannotRunHere(f"needs a {target['triple']} device (TVM runner for {arch} under qemu not built yet)")
+        accel = target.get("accelerator") or {}
+        raise CannotRunHere(f"needs {accel.get('name') or accel.get('arch') or device} ({device} device)")
 
     def versions(self) -> dict[str, str]:
         return {p: _version(p) for p in ("apache-tvm", "apache-tvm-ffi", "torch")}
+
+
+def precompile_cuda(executable, arch: str, workdir: Path) -> tuple[dict, list[str], str]:
+    """Compile the CUDA source TVM embedded in `executable` to a cubin for `arch` with nvcc, here, so the arch
+    is checked at build time. (TVM 0.27's CUDA runtime still JIT-compiles the embedded source at load.)"""
+    import tvm_ffi
+
+    from edgecc.compiler.tools import run_tool
+
+    def walk(m):
+        yield m
+        for i in m.imports:
+            yield from walk(i)
+
+    sources = [tvm_ffi.Module.inspect_source(m, "") for m in walk(executable.mod) if m.kind == "cuda"]
+    sources = [s for s in sources if s.strip()]
+    if not sources:
+        raise ModelError("TVM produced no CUDA kernels for a CUDA target")
+    files, call = [], ""
+    for i, code in enumerate(sources):
+        src, out = f"kernels{i}.cu", f"kernels{i}.{arch}.cubin"
+        (workdir / src).write_text(code)
+        argv = ["nvcc", "--cubin", f"-arch={arch}", "-O3", src, "-o", out]
+        run_tool(argv, cwd=workdir, timeout=1800)
+        call = " ".join(argv)
+        got = cubin_arch(workdir / out)
+        if got != arch:
+            raise ModelError(f"nvcc built {out} for {got}, expected {arch}")
+        files += [src, out]
+    info = {"arch": arch, "cubins": files[1::2], "checked": f"nvcc compiled the kernels; cubin ELF headers say {arch}",
+            "runtime_note": "TVM 0.27's CUDA runtime JIT-compiles the embedded CUDA source at load time on the "
+                            "device (needs NVRTC there); the cubins are the same source compiled here"}
+    return info, files, call
+
+
+def cubin_arch(path: Path) -> str:
+    """The SM architecture in a cubin's ELF header (EF_CUDA_SM: bits 8-15 of e_flags for CUDA >= 12.8)."""
+    import struct
+
+    data = path.read_bytes()[:64]
+    if data[:4] != b"\x7fELF":
+        return "not-an-elf"
+    (e_flags,) = struct.unpack_from("<I", data, 48)
+    sm = (e_flags >> 8) & 0xFF or e_flags & 0xFF
+    return f"sm_{sm}"
 
 
 def _raise_if_unsupported(text: str) -> None:

@@ -53,3 +53,24 @@ def test_jetson_nano_gpu_paths_refused_with_reason(backend, tmp_path):
     r = edgecc_cli("compile", "resnet8", "--target", "jetson-nano", "--backend", backend, "-o", tmp_path / "b")
     assert r.returncode == 3 and "refused for target 'jetson-nano'" in r.stderr and "tensorrt" in r.stderr
     assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc (CUDA toolkit) not installed")
+@pytest.mark.parametrize("target, arch", [("cuda-sm90", "sm_90"), ("jetson-orin", "sm_87")])
+def test_tvm_cuda_kernels_compiled_for_the_arch_with_nvcc(target, arch, tmp_path):
+    from edgecc.compiler.backends.tvm import cubin_arch
+
+    b = edgecc.compile("ds-cnn", target=target, backend="tvm", output=tmp_path / "b")
+    cuda = b.manifest["artifact"]["info"]["cuda"]
+    assert cuda["arch"] == arch and all(cubin_arch(b.path / c) == arch for c in cuda["cubins"])
+    assert "JIT-compiles" in cuda["runtime_note"]
+    assert b.manifest["validation"]["status"].startswith("not run: needs")
+
+
+@pytest.mark.parametrize("target, needs", [("orangepi5-cpu", "aarch64-linux-gnu device"),
+                                           ("orangepi5-mali", "Mali-G610 MP4 (opencl device)")])
+def test_tvm_aarch64_builds_are_aarch64_and_say_what_they_need(target, needs, tmp_path):
+    b = edgecc.compile("cifar-cnn", target=target, backend="tvm", output=tmp_path / "b")
+    head = b.artifact().read_bytes()[:20]
+    assert head[:4] == b"\x7fELF" and int.from_bytes(head[18:20], "little") == 183  # EM_AARCH64
+    assert needs in b.manifest["validation"]["status"]
