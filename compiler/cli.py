@@ -24,6 +24,13 @@ def _shape(text: str) -> tuple[int, ...]:
     return dims
 
 
+def _option(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"bad option {text!r}; write it as KEY=VALUE, e.g. codegen=llvm")
+    return key, value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgecc", description="Compile PyTorch models into validated, timed "
                                 "deployment bundles for edge devices.", epilog=EPILOG)
@@ -39,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--input-shape", action="append", type=_shape, help="input shape, e.g. 1x3x64x64 (repeat per input)")
     c.add_argument("--flag", action="append", default=[], help="extra backend compiler flag (repeatable)")
     c.add_argument("--board", default="", help="MCU targets: board name (see `edgecc targets show`)")
+    c.add_argument("--option", action="append", default=[], type=_option, metavar="KEY=VALUE",
+                   help="backend option, e.g. codegen=llvm for micro (repeatable)")
     c.add_argument("--no-validate", action="store_true", help="do not run the artifact against the reference")
     c.add_argument("--allow-pickle", action="store_true", help="allow loading a pickled model (runs its code!)")
     c.add_argument("--keep-intermediates", action="store_true", help="keep work/ (MLIR, etc.) in the bundle")
@@ -111,7 +120,8 @@ def cmd_compile(args) -> int:
     bundle = compile(args.model, target=args.target, backend=args.backend, output=args.output,
                      validate=not args.no_validate, extra_flags=args.flag, board=args.board,
                      input_shapes=args.input_shape, allow_pickle=args.allow_pickle,
-                     keep_intermediates=args.keep_intermediates, name=args.name, log=_log(args))
+                     keep_intermediates=args.keep_intermediates, name=args.name, options=dict(args.option),
+                     log=_log(args))
     m = bundle.manifest
     if args.json:
         print(json.dumps(m, indent=2))
@@ -120,9 +130,14 @@ def cmd_compile(args) -> int:
     check = (f"validated vs {v['reference']}: {_check_text(v)}"
              + (f", top-1 {v['top1_agreement']:.0%}" if v.get("top1_agreement") is not None else "")
              if v["status"] == "passed" else v["status"])
-    size = sum(meta["size"] for rel, meta in m["files"].items() if rel in m["artifact"]["files"])
-    print(f"{bundle.path}  ({m['artifact']['entry']}, {size / 1024:.0f} KiB, compiled in "
-          f"{m['compile']['seconds']:.1f}s; {check})")
+    mem = m["artifact"]["info"].get("memory")
+    if mem:  # microcontrollers: what counts is what lands in flash and RAM, against the board
+        size = (f"flash {mem['flash_bytes'] / 1024:.1f}/{mem['board_flash_bytes'] / 1024:.0f} KiB, RAM "
+                f"{mem['ram_bytes'] / 1024:.1f}/{mem['board_ram_bytes'] / 1024:.0f} KiB, arena "
+                f"{mem['arena_bytes'] / 1024:.1f} KiB")
+    else:
+        size = f"{m['files'][m['artifact']['entry']]['size'] / 1024:.0f} KiB"
+    print(f"{bundle.path}  ({m['artifact']['entry']}, {size}, compiled in {m['compile']['seconds']:.1f}s; {check})")
     return 0
 
 

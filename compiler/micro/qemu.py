@@ -1,0 +1,99 @@
+"""Run edgecc Cortex-M firmware in qemu-system-arm: semihosting for files and exit code, -icount for counts.
+
+Under `-icount shift=0` QEMU advances virtual time by exactly 1 ns per guest instruction, so the SysTick
+ticks the harness reports are a fixed multiple of the instructions executed; the harness measures that
+multiple on a loop of known length ("calibration") and we convert. The numbers are **instructions executed
+in QEMU**, deterministic and comparable between builds, but not cycles and not time on a real core.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from edgecc.compiler.errors import ToolError, ValidationError
+from edgecc.compiler.tools import find_tool, repro_line, run_tool
+
+METHOD = "QEMU icount (instructions, not time)"
+
+
+def qemu_argv(elf: Path, machine: str, args: list[str]) -> list[str]:
+    semihosting = ",".join(["enable=on", "target=native", "arg=firmware", *[f"arg={a}" for a in args]])
+    return [find_tool("qemu-system-arm"), "-M", machine, "-display", "none", "-monitor", "none", "-serial", "null",
+            "-icount", "shift=0", "-semihosting-config", semihosting, "-kernel", str(Path(elf).resolve())]
+
+
+def fault_message(rc: int) -> str:
+    names = {103: "HardFault", 104: "MemManage fault", 105: "BusFault", 106: "UsageFault (or stack overflow)"}
+    return names.get(rc, "")
+
+
+class QemuCortexMRunner:
+    """Runs a micro bundle's firmware.elf in qemu-system-arm. `run()` returns outputs, `time()` samples."""
+
+    def __init__(self, elf: Path, machine: str, io: dict, timeout: float = 300):
+        self.elf, self.machine, self.io, self.timeout = Path(elf), machine, io, timeout
+        self.where = f"qemu-system-arm -M {machine}"
+        self.last_log = ""
+
+    def _invoke(self, inputs: list[np.ndarray] | None, warmup: int, iters: int) -> tuple[list[np.ndarray], dict]:
+        with tempfile.TemporaryDirectory(prefix="edgecc-qemu-") as tmp:
+            tmp = Path(tmp)
+            in_arg = "-"
+            if inputs is not None:
+                specs = self.io["inputs"]
+                if len(inputs) != len(specs):
+                    raise ValidationError(f"firmware takes {len(specs)} input(s), got {len(inputs)}")
+                raw = b""
+                for a, s in zip(inputs, specs):
+                    a = np.ascontiguousarray(a, dtype=s["dtype"])
+                    if list(a.shape) != list(s["shape"]):
+                        raise ValidationError(f"input shape {list(a.shape)} != compiled shape {s['shape']}")
+                    raw += a.tobytes()
+                (tmp / "input.bin").write_bytes(raw)
+                in_arg = "input.bin"
+            argv = qemu_argv(self.elf, self.machine, [in_arg, "output.bin", str(warmup), str(iters)])
+            proc = run_tool(argv, cwd=tmp, timeout=self.timeout, check=False)
+            log = proc.stdout + proc.stderr
+            self.last_log = log
+            if proc.returncode != 0 or "edgecc: done" not in log:
+                why = fault_message(proc.returncode)
+                tail = "; ".join(ln for ln in log.splitlines() if ln.startswith("edgecc:"))[-400:]
+                raise ToolError(f"firmware failed in qemu-system-arm (exit {proc.returncode}"
+                                f"{', ' + why if why else ''}): {tail}; repro: {repro_line(argv, tmp)}",
+                                argv=argv, returncode=proc.returncode, stderr=log[-2000:],
+                                repro=repro_line(argv, tmp))
+            raw = (tmp / "output.bin").read_bytes()
+        outputs, off = [], 0
+        for s in self.io["outputs"]:
+            n = int(np.prod(s["shape"])) * np.dtype(s["dtype"]).itemsize
+            outputs.append(np.frombuffer(raw[off:off + n], dtype=s["dtype"]).reshape(s["shape"]).copy())
+            off += n
+        return outputs, parse_log(log)
+
+    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        """Outputs of one inference on `inputs` (fed to the firmware through a semihosting file)."""
+        return self._invoke(inputs, 0, 1)[0]
+
+    def time(self, inputs: list[np.ndarray] | None, warmup: int = 1, iters: int = 5) -> dict:
+        """Per-inference instruction counts: {"samples": [...], "unit": "instructions", "method": ...}."""
+        _, stats = self._invoke(inputs, warmup, iters)
+        return {"samples": stats["instructions"], "unit": "instructions", "method": METHOD, "warmup": warmup,
+                "iterations": iters,
+                "extra": {"machine": self.machine, "resolution_instructions": stats["resolution"],
+                          "workspace_peak_bytes": stats["workspace_peak"]}}
+
+
+def parse_log(log: str) -> dict:
+    """Read the harness lines: calibration, per-iteration ticks, workspace peak."""
+    cal = re.search(r"edgecc: calibration (\d+) instructions per 1024 ticks", log)
+    if not cal or int(cal.group(1)) == 0:
+        raise ToolError("firmware printed no SysTick calibration; is it running under -icount?")
+    per_1024 = int(cal.group(1))
+    ticks = [int(t) for t in re.findall(r"^edgecc: ticks (\d+)", log, re.M)]
+    peak = re.search(r"edgecc: workspace peak (\d+)", log)
+    return {"instructions": [round(t * per_1024 / 1024) for t in ticks], "ticks": ticks,
+            "resolution": round(per_1024 / 1024), "workspace_peak": int(peak.group(1)) if peak else 0}

@@ -1,0 +1,77 @@
+"""Small schedules for microcontroller kernels: keep scratch tiny without a tuner.
+
+Legalized Relax ops come out as "compute everything, then the next stage": a fused conv2d+bias+relu keeps the
+padded input and the whole convolution output as scratch before the epilogue runs. On a board with 256 KB of
+RAM that scratch can be larger than the model's activations. Two rewrites remove almost all of it:
+
+1. inline every injective producer that is not an output (padding, bias add, the elementwise chain), so the
+   reduction reads its input through the padding predicate and the epilogue is one expression;
+2. move the epilogue under the reduction's innermost spatial loop (reverse_compute_at), so the accumulator is
+   one element, and hoist the reduction's init out of the reduction loops (decompose_reduction).
+
+Anything a rewrite refuses (a ScheduleError) is left as it was: the kernel stays correct, only bigger.
+"""
+
+from __future__ import annotations
+
+REDUCE = 2  # IterVar.iter_type for a commutative reduction axis
+
+
+def _is_reduction(sch, block) -> bool:
+    return any(int(iv.iter_type) == REDUCE for iv in sch.get(block).iter_vars)
+
+
+def _leading_spatial(sch, block) -> int:
+    """Number of spatial loops above the reduction loops, or 0 if the loop nest is not one loop per axis."""
+    ivs = sch.get(block).iter_vars
+    if len(sch.get_loops(block)) != len(ivs):
+        return 0
+    kinds = [int(iv.iter_type) for iv in ivs]
+    n = 0
+    while n < len(kinds) and kinds[n] != REDUCE:
+        n += 1
+    return n if all(k == REDUCE for k in kinds[n:]) else 0
+
+
+def schedule_for_mcu(func):
+    """Return `func` (a legalized, fused PrimFunc) with padding/epilogues inlined and reductions fused.
+
+    Example: `mod[gv] = schedule_for_mcu(mod[gv])` for every kernel before building.
+    """
+    from tvm import s_tir
+
+    sch = s_tir.Schedule(func)
+    root = sch.get_sblock("root")
+    outputs = {sch.get(b).name_hint for b in sch.get_output_blocks(root)}
+
+    changed = True
+    while changed:  # inline until nothing more goes: each inline can enable another
+        changed = False
+        for block in sch.get_child_blocks(root):
+            name = sch.get(block).name_hint
+            if name in outputs or _is_reduction(sch, block):
+                continue
+            try:
+                sch.compute_inline(block)
+                changed = True
+                break
+            except s_tir.ScheduleError:
+                continue
+
+    for block in sch.get_child_blocks(root):
+        if not _is_reduction(sch, block):
+            continue
+        n_spatial = _leading_spatial(sch, block)
+        if n_spatial == 0:
+            continue
+        consumers = sch.get_consumers(block)
+        if len(consumers) == 1:
+            try:
+                sch.reverse_compute_at(consumers[0], sch.get_loops(block)[n_spatial - 1])
+            except s_tir.ScheduleError:
+                pass
+        try:
+            sch.decompose_reduction(block, sch.get_loops(block)[n_spatial])
+        except (s_tir.ScheduleError, IndexError):
+            pass
+    return sch.mod["main"]

@@ -1,0 +1,116 @@
+/* edgecc test harness: feeds the model an input, runs warm-up + timed inferences, reports output and timing.
+ *
+ * Command line (semihosting SYS_GET_CMDLINE, e.g. QEMU -semihosting-config arg=...):
+ *     [INPUT_FILE|-] [OUTPUT_FILE|-] [WARMUP] [ITERS]
+ * INPUT_FILE holds the inputs back to back (raw little-endian, model.h sizes); "-" or no argument uses the
+ * reference input compiled into the firmware. Output lines start with "edgecc:" and are parsed by
+ * edgecc.compiler.micro.qemu (the QemuCortexMRunner).
+ */
+#include <stdint.h>
+
+#include "edgecc/rt.h"
+#include "model.h"
+
+extern const uint8_t edgecc_reference_input[];
+
+static uint8_t input_buf[EDGECC_MODEL_INPUT_BYTES_TOTAL] __attribute__((aligned(16)));
+static uint8_t output_buf[EDGECC_MODEL_OUTPUT_BYTES_TOTAL] __attribute__((aligned(16)));
+static const uint32_t input_bytes[EDGECC_MODEL_NUM_INPUTS] = EDGECC_MODEL_INPUT_BYTES;
+static const uint32_t output_bytes[EDGECC_MODEL_NUM_OUTPUTS] = EDGECC_MODEL_OUTPUT_BYTES;
+
+#define SYS_GET_CMDLINE 0x15
+static char cmdline[256];
+static char* argv_[8];
+
+static int get_args(void) {
+  uint32_t block[2] = {(uint32_t)cmdline, sizeof(cmdline) - 1};
+  register int r0 __asm__("r0") = SYS_GET_CMDLINE;
+  register void* r1 __asm__("r1") = block;
+  __asm__ volatile("bkpt 0xAB" : "+r"(r0) : "r"(r1) : "memory");
+  if (r0 != 0) return 0;
+  int argc = 0;
+  char* p = cmdline;
+  while (*p && argc < 8) {
+    while (*p == ' ') *p++ = 0;
+    if (!*p) break;
+    argv_[argc++] = p;
+    while (*p && *p != ' ') p++;
+  }
+  return argc;
+}
+
+static uint32_t parse_uint(const char* s) {
+  uint32_t v = 0;
+  while (*s >= '0' && *s <= '9') v = v * 10u + (uint32_t)(*s++ - '0');
+  return v;
+}
+
+static int is_dash(const char* s) { return s[0] == '-' && s[1] == 0; }
+
+int main(void) {
+  int argc = get_args();
+  int first = 1; /* argv[0] is the program name */
+  const char* in_path = argc > first ? argv_[first] : "-";
+  const char* out_path = argc > first + 1 ? argv_[first + 1] : "-";
+  uint32_t warmup = argc > first + 2 ? parse_uint(argv_[first + 2]) : 0;
+  uint32_t iters = argc > first + 3 ? parse_uint(argv_[first + 3]) : 1;
+  if (iters == 0) iters = 1;
+
+  if (is_dash(in_path)) {
+    for (uint32_t i = 0; i < sizeof(input_buf); i++) input_buf[i] = edgecc_reference_input[i];
+  } else {
+    int h = edgecc_sh_open(in_path, 1);
+    if (h < 0 || edgecc_sh_read(h, input_buf, sizeof(input_buf)) != 0) {
+      edgecc_sh_write("edgecc: error: cannot read input file\n");
+      return 2;
+    }
+    edgecc_sh_close(h);
+  }
+  void* inputs[EDGECC_MODEL_NUM_INPUTS];
+  void* outputs[EDGECC_MODEL_NUM_OUTPUTS];
+  uint32_t off = 0;
+  for (int i = 0; i < EDGECC_MODEL_NUM_INPUTS; i++) { inputs[i] = input_buf + off; off += input_bytes[i]; }
+  off = 0;
+  for (int i = 0; i < EDGECC_MODEL_NUM_OUTPUTS; i++) { outputs[i] = output_buf + off; off += output_bytes[i]; }
+
+  edgecc_timer_start();
+  edgecc_sh_write("edgecc: model " EDGECC_MODEL_NAME "\n");
+  edgecc_sh_write("edgecc: calibration ");
+  edgecc_sh_write_int(edgecc_timer_calibrate());
+  edgecc_sh_write(" instructions per 1024 ticks\n");
+  for (uint32_t i = 0; i < warmup + iters; i++) {
+    uint64_t t0 = edgecc_timer_ticks();
+    int rc = EDGECC_MODEL_RUN(inputs, outputs);
+    uint64_t t1 = edgecc_timer_ticks();
+    if (rc != 0) {
+      edgecc_sh_write("edgecc: error: model returned ");
+      edgecc_sh_write_int(rc);
+      edgecc_sh_write("\n");
+      return 3;
+    }
+    edgecc_sh_write(i < warmup ? "edgecc: warmup ticks " : "edgecc: ticks ");
+    edgecc_sh_write_int((long long)(t1 - t0));
+    edgecc_sh_write("\n");
+  }
+  edgecc_sh_write("edgecc: workspace peak ");
+  edgecc_sh_write_int((long long)edgecc_workspace_peak());
+  edgecc_sh_write(" bytes\n");
+
+  if (!is_dash(out_path)) {
+    int h = edgecc_sh_open(out_path, 5);
+    if (h < 0 || edgecc_sh_write_file(h, output_buf, sizeof(output_buf)) != 0) {
+      edgecc_sh_write("edgecc: error: cannot write output file\n");
+      return 4;
+    }
+    edgecc_sh_close(h);
+  }
+  const float* out0 = (const float*)output_buf;
+  uint32_t n = output_bytes[0] / 4u;
+  edgecc_sh_write("edgecc: output0");
+  for (uint32_t i = 0; i < n && i < 16; i++) {
+    edgecc_sh_write(" ");
+    edgecc_sh_write_float(out0[i]);
+  }
+  edgecc_sh_write("\nedgecc: done\n");
+  return 0;
+}
