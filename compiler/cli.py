@@ -54,6 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--name", help="model name used in the bundle")
     c.add_argument("--json", action="store_true", help="print the manifest as JSON")
 
+    m = sub.add_parser("build", help="build a models x targets x backends matrix (CI); writes summary.json/.md")
+    m.add_argument("--config", help="TOML with models / targets / backends / jobs / output")
+    m.add_argument("--models", help="comma-separated (default: the zoo; tiny models only on MCU targets)")
+    m.add_argument("--targets", help="comma-separated (default: every target)")
+    m.add_argument("--backends", help="comma-separated (default: every implemented backend of each target)")
+    m.add_argument("-j", "--jobs", type=int, help="parallel processes (default: CPU count)")
+    m.add_argument("-o", "--output", help="folder for bundles and the summary (default: build)")
+
     t = sub.add_parser("targets", help="list targets, or `targets show NAME`")
     t.add_argument("action", nargs="?", choices=["list", "show"], default="list")
     t.add_argument("name", nargs="?")
@@ -138,6 +146,22 @@ def cmd_compile(args) -> int:
     else:
         size = f"{m['files'][m['artifact']['entry']]['size'] / 1024:.0f} KiB"
     print(f"{bundle.path}  ({m['artifact']['entry']}, {size}, compiled in {m['compile']['seconds']:.1f}s; {check})")
+    return 0
+
+
+def cmd_build(args) -> int:
+    from edgecc.compiler.matrix import load_config, plan_cells, run_matrix
+
+    cfg = load_config(args.config)
+    split = lambda v: [x.strip() for x in v.split(",") if x.strip()] if v else None  # noqa: E731
+    cells = plan_cells(split(args.models) or cfg.get("models"), split(args.targets) or cfg.get("targets"),
+                       split(args.backends) or cfg.get("backends"))
+    output = args.output or cfg.get("output", "build")
+    summary = run_matrix(cells, output, args.jobs or cfg.get("jobs"), progress=not args.quiet and sys.stderr.isatty())
+    print((Path(output) / "summary.md").read_text(), end="")
+    failed = summary["counts"]["failed"]
+    if failed:
+        raise EdgeccError(f"{failed} of {len(cells)} cell(s) failed; see {Path(output) / 'summary.json'}")
     return 0
 
 
@@ -259,5 +283,5 @@ def _table(header, rows) -> None:
     Console(width=160).print(table)
 
 
-COMMANDS = {"compile": cmd_compile, "targets": cmd_targets, "models": cmd_models, "verify": cmd_verify,
+COMMANDS = {"build": cmd_build, "compile": cmd_compile, "targets": cmd_targets, "models": cmd_models, "verify": cmd_verify,
             "run": cmd_run, "bench": cmd_bench}

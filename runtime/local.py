@@ -28,14 +28,18 @@ class LocalRunner:
 
 
 def check_host_cpu(bundle) -> None:
-    """A target-cpu=host artifact only runs on a CPU with the same features: refuse a different one."""
-    recorded = bundle.manifest["artifact"]["info"].get("host_cpu")
+    """A target-cpu=host artifact uses every ISA extension of the CPU it was built on: refuse a CPU that lacks
+    one (it would die of SIGILL), accept one that has them all."""
+    info = bundle.manifest["artifact"]["info"]
+    recorded = info.get("host_cpu_isa")
     if recorded:
-        from edgecc.compiler.backends.iree import host_cpu_name
+        from edgecc.compiler.backends.iree import cpu_isa_flags
 
-        here = host_cpu_name()
-        if recorded != here:
-            raise BundleError(f"bundle was compiled for CPU {recorded} (target-cpu=host); this machine is {here}: "
+        here = set(cpu_isa_flags())
+        missing = sorted(set(recorded) - here) if here else []
+        if missing:
+            raise BundleError(f"bundle was compiled with target-cpu=host on a {info.get('host_cpu', '?')} CPU; this "
+                              f"CPU lacks {', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}: "
                               "recompile it here")
 
 

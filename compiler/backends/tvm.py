@@ -94,7 +94,7 @@ class TvmBackend:
         if device == "cpu" and arch == "x86_64":
             return TvmLocalRunner(bundle)
         if device == "cpu":
-            raise CannotRunHere(f"needs a {target['triple']} device (TVM runner for {arch} under qemu not built yet)")
+            raise CannotRunHere(f"needs a device running {target['triple']} (TVM runner for {arch} under qemu not built yet)")
         accel = target.get("accelerator") or {}
         raise CannotRunHere(f"needs {accel.get('name') or accel.get('arch') or device} ({device} device)")
 

@@ -119,3 +119,19 @@ def test_cli_lists_targets_and_models():
     assert set(by_name) >= {"cifar-cnn", "resnet8", "ds-cnn", "mobilenetv2", "resnet18", "resnet50"}
     assert by_name["resnet18"]["params"] == "11.690 M" and by_name["resnet50"]["params"] == "25.557 M"
     assert by_name["mobilenetv2"]["params"] == "3.505 M" and by_name["resnet8"]["macs"] == "12.5 M"
+
+
+def test_host_cpu_bundle_refused_on_a_cpu_lacking_its_isa(resnet8_bundles, tmp_path):
+    import shutil
+
+    from edgecc.compiler.bundle import write_manifest
+
+    b = tmp_path / "b"
+    shutil.copytree(resnet8_bundles["iree"].path, b)
+    m = json.loads((b / "manifest.json").read_text())
+    assert m["artifact"]["info"]["host_cpu_isa"], "the host's ISA extensions are recorded"
+    m["artifact"]["info"]["host_cpu_isa"] += ["avx10_9_imaginary"]
+    write_manifest(b, {k: v for k, v in m.items() if k != "files"})
+    r = edgecc_cli("run", b)
+    assert r.returncode == 8 and "this CPU lacks avx10_9_imaginary: recompile it here" in r.stderr
+    assert edgecc_cli("run", resnet8_bundles["iree"].path).returncode == 0  # same machine: runs
