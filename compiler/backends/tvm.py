@@ -54,6 +54,16 @@ class TvmBackend:
                  + (f", fcompile=tvm.support.cc.cross_compiler({cfg.cross_compiler!r}))" if cfg.cross_compiler else ")")]
         info = {"device": cfg.driver or "cpu", "function": "main", "tvm_target": tvm_target}
         files = ["model.so"]
+        if cfg.cross_compiler and tvm_target.get("mtriple", "").startswith("aarch64") and info["device"] == "cpu":
+            # the bundle carries a native aarch64 runner + run.sh/bench.sh: the same ones run under qemu here
+            from edgecc.compiler.errors import CannotRunHere
+            from edgecc.runtime.tvm_native import write_device_files
+
+            try:
+                files += write_device_files(workdir, n_inputs=len(model.example_inputs), function=info["function"])
+                info["device_runtime"] = f"pip install apache-tvm=={_version('apache-tvm')}"
+            except CannotRunHere as e:  # e.g. no network for the aarch64 wheels: the .so is still the artifact
+                info["device_files"] = f"not included: {e}"
         if tvm_target.get("kind") == "cuda":
             info["cuda"], cuda_files, call = precompile_cuda(executable, tvm_target["arch"], workdir)
             files += cuda_files
@@ -84,8 +94,8 @@ class TvmBackend:
         return mod, f"tvm.relax.frontend.torch.from_exported_program(torch.export.export(<{model.name}>, inputs))"
 
     def runner(self, bundle):
-        """The host CPU runs x86-64 CPU bundles; anything else needs its device (or, for aarch64 CPU bundles,
-        a native runner under qemu-aarch64, not built yet)."""
+        """x86-64 CPU bundles run here; aarch64 CPU bundles run their native runner under qemu-aarch64;
+        GPU bundles need their device."""
         from edgecc.compiler.errors import CannotRunHere
         from edgecc.runtime.local import TvmLocalRunner
 
@@ -93,8 +103,12 @@ class TvmBackend:
         device, arch = info.get("device", "cpu"), target["triple"].split("-")[0]
         if device == "cpu" and arch == "x86_64":
             return TvmLocalRunner(bundle)
+        if device == "cpu" and arch == "aarch64":
+            from edgecc.runtime.tvm_native import tvm_qemu_runner
+
+            return tvm_qemu_runner(bundle)
         if device == "cpu":
-            raise CannotRunHere(f"needs a device running {target['triple']} (TVM runner for {arch} under qemu not built yet)")
+            raise CannotRunHere(f"needs a device running {target['triple']} (no emulator for {arch} here)")
         accel = target.get("accelerator") or {}
         raise CannotRunHere(f"needs {accel.get('name') or accel.get('arch') or device} ({device} device)")
 

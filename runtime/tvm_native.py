@@ -1,0 +1,208 @@
+"""A native runner for TVM Relax-VM bundles on aarch64 Linux, and running it here under qemu-aarch64.
+
+`tvm_runner` (source: runtime/tvm_native/runner.cc) loads model.so with the TVM runtime, sets the Relax VM up as
+`tvm.relax.VirtualMachine(mod, tvm.cpu())` does, runs one function on .npy inputs and writes .npy outputs (or
+times the calls). It is cross-compiled with `aarch64-linux-gnu-g++` against the headers and libraries of the
+aarch64 apache-tvm / apache-tvm-ffi wheels (downloaded once into the edgecc cache, never committed), and the
+binary is cached under a key of those versions and the sha256 of runner.cc.
+
+The same binary goes into the bundle (`write_device_files`) with run.sh / bench.sh, so what qemu checks here is
+what runs on the board. Times measured under qemu are emulated and labelled so, never device milliseconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from edgecc.compiler.errors import CannotRunHere, ToolError
+from edgecc.compiler.frontends import check_inputs
+from edgecc.compiler.tools import find_tool, run_tool
+from edgecc.runtime.qemu_user import QEMU_EMULATED, cache_dir, foreign_wheel
+
+TVM_FALLBACK = "0.27.0.post1"
+PLATFORM = "manylinux_2_28_aarch64"
+CXX = "aarch64-linux-gnu-g++"
+
+
+def _installed(package: str, fallback: str | None = None) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        if fallback:
+            return fallback
+        raise CannotRunHere(f"{package} is not installed here; cannot tell which {package} to build against") from None
+
+
+def runner_source() -> Path:
+    return Path(str(resources.files("edgecc.runtime").joinpath("tvm_native", "runner.cc")))
+
+
+def tvm_wheels(tvm_version: str | None = None, ffi_version: str | None = None, platform: str = PLATFORM,
+               python: str = "3.11") -> tuple[Path, Path]:
+    """Unpacked aarch64 apache-tvm and apache-tvm-ffi wheels: (tvm package folder, tvm_ffi package folder)."""
+    tvm_version = tvm_version or _installed("apache-tvm", TVM_FALLBACK)
+    ffi_version = ffi_version or _installed("apache-tvm-ffi")
+    tvm_root = foreign_wheel("apache-tvm", tvm_version, platform, python) / "tvm"
+    ffi_root = foreign_wheel("apache-tvm-ffi", ffi_version, platform, python) / "tvm_ffi"
+    for f in (tvm_root / "lib" / "libtvm_runtime.so", ffi_root / "lib" / "libtvm_ffi.so", ffi_root / "include"):
+        if not f.exists():
+            raise CannotRunHere(f"the {platform} TVM wheels lack {f.relative_to(f.parents[2])}")
+    return tvm_root, ffi_root
+
+
+def runtime_libdirs(tvm_version: str | None = None, ffi_version: str | None = None, platform: str = PLATFORM,
+                    python: str = "3.11") -> list[Path]:
+    tvm_root, ffi_root = tvm_wheels(tvm_version, ffi_version, platform, python)
+    return [tvm_root / "lib", ffi_root / "lib"]
+
+
+def build_runner(cache: Path | None = None, tvm_version: str | None = None, ffi_version: str | None = None,
+                 platform: str = PLATFORM, python: str = "3.11", cxx: str = CXX) -> Path:
+    """The aarch64 `tvm_runner` binary, built once per (TVM, tvm-ffi versions, runner.cc) into the cache."""
+    tvm_version = tvm_version or _installed("apache-tvm", TVM_FALLBACK)
+    ffi_version = ffi_version or _installed("apache-tvm-ffi")
+    src = runner_source()
+    sha = hashlib.sha256(src.read_bytes()).hexdigest()[:16]
+    out_dir = Path(cache or cache_dir()) / "tvm_native" / f"tvm-{tvm_version}-ffi-{ffi_version}-{platform}-{sha}"
+    binary = out_dir / "tvm_runner"
+    if binary.is_file():
+        return binary
+    tvm_root, ffi_root = tvm_wheels(tvm_version, ffi_version, platform, python)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".tvm_runner.")
+    os.close(fd)
+    argv = [cxx, "-O2", "-std=c++17", f"-I{ffi_root / 'include'}", "-o", tmp, str(src),
+            f"-L{tvm_root / 'lib'}", f"-L{ffi_root / 'lib'}",
+            # model.so needs the Relax VM from libtvm_runtime even though runner.cc names only tvm-ffi symbols
+            "-Wl,--no-as-needed", "-ltvm_runtime", "-ltvm_ffi", "-Wl,--as-needed"]
+    try:
+        run_tool(argv, timeout=600)
+    except ToolError:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    os.chmod(tmp, 0o755)
+    os.replace(tmp, binary)
+    (out_dir / "build.json").write_text(json.dumps({"argv": argv, "apache-tvm": tvm_version,
+                                                    "apache-tvm-ffi": ffi_version, "runner_sha256": sha}, indent=1))
+    return binary
+
+
+def write_device_files(workdir: Path, n_inputs: int, function: str = "main", module: str = "model.so",
+                       cache: Path | None = None) -> list[str]:
+    """Put the aarch64 tvm_runner and run.sh / bench.sh into a bundle's work folder; returns the names written.
+
+    On the board: `pip install apache-tvm==<version>` (for libtvm_runtime.so / libtvm_ffi.so), then
+    `./run.sh [OUT_DIR] [IN.npy ...]` or `./bench.sh [ITERATIONS] [OUT.json] [WARMUP]`.
+    """
+    workdir = Path(workdir)
+    shutil.copy2(build_runner(cache), workdir / "tvm_runner")
+    (workdir / "tvm_runner").chmod(0o755)
+    subst = {"@TVM_VERSION@": _installed("apache-tvm", TVM_FALLBACK), "@MODULE@": module, "@FUNCTION@": function,
+             "@DEFAULT_INPUTS@": " ".join(f'"$here/input_{i}.npy"' for i in range(n_inputs))}
+    written = ["tvm_runner"]
+    for template, name in (("tvm_run.sh", "run.sh"), ("tvm_bench.sh", "bench.sh")):
+        text = resources.files("edgecc.runtime").joinpath("scripts", template).read_text()
+        for k, v in subst.items():
+            text = text.replace(k, v)
+        (workdir / name).write_text(text)
+        (workdir / name).chmod(0o755)
+        written.append(name)
+    return written
+
+
+class TvmQemuRunner:
+    """Runs an aarch64 TVM bundle under qemu-aarch64: through the bundle's own run.sh / bench.sh and tvm_runner
+    when it carries them, else with the cached tvm_runner called directly (same command line)."""
+
+    def __init__(self, bundle):
+        self.bundle = bundle
+        m = bundle.manifest
+        t = m["target"].get("transport", {}).get("options", {})
+        self.qemu = find_tool(t.get("qemu", "qemu-aarch64"))
+        self.cpu = t.get("cpu", "max")
+        self.sysroot = t.get("sysroot", "/usr/aarch64-linux-gnu")
+        if not Path(self.sysroot).is_dir():
+            raise CannotRunHere(f"aarch64 sysroot {self.sysroot} missing (apt-get install g++-aarch64-linux-gnu)")
+        versions = m.get("versions", {})
+        platform, python = t.get("wheel_platform", PLATFORM), t.get("python", "3.11")
+        tvm_v, ffi_v = versions.get("apache-tvm"), versions.get("apache-tvm-ffi")
+        self.libdirs = runtime_libdirs(tvm_v, ffi_v, platform, python)
+        self.scripts = all((bundle.path / f).is_file() for f in ("run.sh", "bench.sh", "tvm_runner"))
+        self.binary = bundle.path / "tvm_runner" if self.scripts else build_runner(None, tvm_v, ffi_v, platform,
+                                                                                      python)
+        self.module = bundle.path / m["artifact"]["entry"]
+        self.function = m["artifact"].get("info", {}).get("function", "main")
+        self.where = f"qemu-aarch64 -cpu {self.cpu} (user-mode emulation)"
+        io = m["io"]["inputs"]
+        self._expected = [(tuple(i["shape"]), np.dtype(i["dtype"])) for i in io]
+        self._names = [i["name"] for i in io]
+
+    def _qemu(self) -> list[str]:
+        ld = ":".join(str(d) for d in self.libdirs)
+        return [self.qemu, "-cpu", self.cpu, "-L", self.sysroot, "-E", f"LD_LIBRARY_PATH={ld}"]
+
+    def _env(self, work: Path) -> dict:
+        """TVM_RUNNER: a wrapper that runs the bundle's aarch64 tvm_runner under qemu; TVM_LIBRARY_PATH set so
+        the scripts do not look for (host) TVM through python3."""
+        import shlex
+
+        wrapper = work / "tvm_runner.sh"
+        wrapper.write_text("#!/bin/sh\nexec " + shlex.join([*self._qemu(), str(self.binary)]) + ' "$@"\n')
+        wrapper.chmod(0o755)
+        return {"TVM_RUNNER": str(wrapper), "TVM_LIBRARY_PATH": ":".join(str(d) for d in self.libdirs)}
+
+    def _save_inputs(self, work: Path, inputs) -> list[str]:
+        files = []
+        for i, a in enumerate(inputs):
+            files.append(str(work / f"in_{i}.npy"))
+            np.save(files[-1], np.ascontiguousarray(a))
+        return files
+
+    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        check_inputs(inputs, self._expected, self._names)
+        n_out = len(self.bundle.manifest["io"]["outputs"])
+        with tempfile.TemporaryDirectory() as d:
+            work = Path(d)
+            files = self._save_inputs(work, inputs)
+            (work / "out").mkdir()
+            if self.scripts:
+                run_tool(["sh", str(self.bundle.path / "run.sh"), str(work / "out"), *files], env=self._env(work),
+                         timeout=1800)
+            else:
+                run_tool([*self._qemu(), str(self.binary), str(self.module), self.function, str(work / "out"),
+                          *files], timeout=1800)
+            return [np.load(work / "out" / f"output_{i}.npy") for i in range(n_out)]
+
+    def time(self, inputs, warmup: int, iters: int) -> dict:
+        check_inputs(inputs, self._expected, self._names)
+        with tempfile.TemporaryDirectory() as d:
+            work = Path(d)
+            files = self._save_inputs(work, inputs)
+            out = work / "bench.json"
+            if self.scripts:
+                run_tool(["sh", str(self.bundle.path / "bench.sh"), str(iters), str(out), str(warmup), *files],
+                         env=self._env(work), timeout=3600)
+                data = json.loads(out.read_text())
+            else:
+                proc = run_tool([*self._qemu(), str(self.binary), "--bench", str(iters), str(warmup),
+                                 str(self.module), self.function, "-", *files], timeout=3600)
+                data = json.loads(proc.stdout.strip().splitlines()[-1])
+        samples = [float(s) for s in data["samples_ms"]]
+        return {"samples": samples, "unit": "ms", "method": QEMU_EMULATED, "warmup": warmup,
+                "iterations": len(samples),
+                "extra": {"tool": "tvm_runner (steady_clock around each VM call)", "qemu_cpu": self.cpu,
+                          "via": "bundle bench.sh" if self.scripts else "cached tvm_runner"}}
+
+
+def tvm_qemu_runner(bundle) -> TvmQemuRunner:
+    return TvmQemuRunner(bundle)
