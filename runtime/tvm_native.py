@@ -107,17 +107,11 @@ def write_device_files(workdir: Path, n_inputs: int, function: str = "main", mod
     workdir = Path(workdir)
     shutil.copy2(build_runner(cache), workdir / "tvm_runner")
     (workdir / "tvm_runner").chmod(0o755)
+    from edgecc.runtime.device_scripts import default_inputs, render_scripts
+
     subst = {"@TVM_VERSION@": _installed("apache-tvm", TVM_FALLBACK), "@MODULE@": module, "@FUNCTION@": function,
-             "@DEFAULT_INPUTS@": " ".join(f'"$here/input_{i}.npy"' for i in range(n_inputs))}
-    written = ["tvm_runner"]
-    for template, name in (("tvm_run.sh", "run.sh"), ("tvm_bench.sh", "bench.sh")):
-        text = resources.files("edgecc.runtime").joinpath("scripts", template).read_text()
-        for k, v in subst.items():
-            text = text.replace(k, v)
-        (workdir / name).write_text(text)
-        (workdir / name).chmod(0o755)
-        written.append(name)
-    return written
+             "@DEFAULT_INPUTS@": default_inputs(n_inputs)}
+    return ["tvm_runner", *render_scripts(workdir, {"tvm_run.sh": "run.sh", "tvm_bench.sh": "bench.sh"}, subst)]
 
 
 class TvmQemuRunner:

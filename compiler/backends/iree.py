@@ -157,20 +157,12 @@ def inspect_cuda_vmfb(vmfb: Path, arch: str) -> dict:
 
 def write_device_scripts(workdir: Path, info: dict, n_inputs: int, n_outputs: int) -> list[str]:
     """run.sh / bench.sh for the device, from runtime/scripts templates."""
-    from importlib import resources
+    from edgecc.runtime.device_scripts import default_inputs, render_scripts
 
     subst = {"@IREE_VERSION@": _version("iree-base-runtime"), "@NUM_OUTPUTS@": str(n_outputs),
              "@DEVICE@": info["driver"], "@MODULE@": "model.vmfb", "@FUNCTION@": info["function"],
-             "@DEFAULT_INPUTS@": " ".join(f'"$here/input_{i}.npy"' for i in range(n_inputs))}
-    written = []
-    for template, name in (("iree_run.sh", "run.sh"), ("iree_bench.sh", "bench.sh")):
-        text = resources.files("edgecc.runtime").joinpath("scripts", template).read_text()
-        for k, v in subst.items():
-            text = text.replace(k, v)
-        (workdir / name).write_text(text)
-        (workdir / name).chmod(0o755)
-        written.append(name)
-    return written
+             "@DEFAULT_INPUTS@": default_inputs(n_inputs)}
+    return render_scripts(workdir, {"iree_run.sh": "run.sh", "iree_bench.sh": "bench.sh"}, subst)
 
 
 def _entry_function(mlir: Path) -> str:
