@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import subprocess
 import sys
 import tempfile
 import zipfile
@@ -63,45 +62,70 @@ def foreign_wheel(package: str, version: str, platform: str, python: str = "3.11
 
 
 class QemuUserRunner:
-    """Runs an aarch64 bundle's run.sh / bench.sh with the tool wrapped in qemu-aarch64."""
+    """Runs an aarch64 bundle's run.sh / bench.sh with its tools wrapped in qemu-aarch64. Subclasses name the
+    tools (env var -> aarch64 binary), their library folders and any extra environment in `_tools()`."""
 
-    def __init__(self, bundle, tools: dict[str, Path], libdirs: list[Path]):
+    def __init__(self, bundle):
         self.bundle = bundle
-        t = bundle.manifest["target"].get("transport", {}).get("options", {})
-        self.qemu = find_tool(t.get("qemu", "qemu-aarch64"))
-        self.cpu = t.get("cpu", "max")
-        self.sysroot = t.get("sysroot", "/usr/aarch64-linux-gnu")
+        self.transport = bundle.manifest["target"].get("transport", {}).get("options", {})
+        self.qemu = find_tool(self.transport.get("qemu", "qemu-aarch64"))
+        self.cpu = self.transport.get("cpu", "max")
+        self.sysroot = self.transport.get("sysroot", "/usr/aarch64-linux-gnu")
         if not Path(self.sysroot).is_dir():
             raise CannotRunHere(f"aarch64 sysroot {self.sysroot} missing (apt-get install g++-aarch64-linux-gnu)")
         self.where = f"qemu-aarch64 -cpu {self.cpu} (user-mode emulation)"
-        self.tools, self.libdirs = tools, libdirs
         io = bundle.manifest["io"]["inputs"]
         self._expected = [(tuple(i["shape"]), np.dtype(i["dtype"])) for i in io]
         self._names = [i["name"] for i in io]
+        self.tools, self.libdirs, self.extra_env = self._tools()
+
+    def _tools(self) -> tuple[dict[str, Path], list[Path], dict[str, str]]:
+        raise NotImplementedError
+
+    def qemu_prefix(self) -> list[str]:
+        """The command line that runs an aarch64 binary here, with the runtime's libraries found."""
+        ld = ":".join(str(d) for d in self.libdirs)
+        return [self.qemu, "-cpu", self.cpu, "-L", self.sysroot, "-E", f"LD_LIBRARY_PATH={ld}"]
 
     def _env(self, work: Path) -> dict:
-        env = dict(os.environ)
-        ld = ":".join(str(d) for d in self.libdirs)
+        """Each tool's env var points at a wrapper script that runs the aarch64 tool under qemu."""
+        env = dict(self.extra_env)
         for var, tool in self.tools.items():
             wrapper = work / f"{var.lower()}.sh"
-            wrapper.write_text("#!/bin/sh\nexec " + shlex.join([self.qemu, "-cpu", self.cpu, "-L", self.sysroot, "-E",
-                                                                f"LD_LIBRARY_PATH={ld}", str(tool)]) + ' "$@"\n')
+            wrapper.write_text("#!/bin/sh\nexec " + shlex.join([*self.qemu_prefix(), str(tool)]) + ' "$@"\n')
             wrapper.chmod(0o755)
             env[var] = str(wrapper)
         return env
 
-    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    def _save_inputs(self, work: Path, inputs) -> list[str]:
         check_inputs(inputs, self._expected, self._names)
+        files = []
+        for i, a in enumerate(inputs):
+            files.append(str(work / f"in_{i}.npy"))
+            np.save(files[-1], np.ascontiguousarray(a))
+        return files
+
+    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         n_out = len(self.bundle.manifest["io"]["outputs"])
         with tempfile.TemporaryDirectory() as d:
             work = Path(d)
-            files = []
-            for i, a in enumerate(inputs):
-                files.append(work / f"in_{i}.npy")
-                np.save(files[-1], np.ascontiguousarray(a))
-            run_tool(["sh", str(self.bundle.path / "run.sh"), str(work / "out"), *map(str, files)],
-                     env=self._env(work), timeout=1800)
+            files = self._save_inputs(work, inputs)
+            run_tool(["sh", str(self.bundle.path / "run.sh"), str(work / "out"), *files], env=self._env(work),
+                     timeout=1800)
             return [np.load(work / "out" / f"output_{i}.npy") for i in range(n_out)]
+
+
+class IreeQemuRunner(QemuUserRunner):
+    """IREE bundles: the aarch64 iree-run-module / iree-benchmark-module from the iree-base-runtime wheel."""
+
+    def _tools(self):
+        version = self.bundle.manifest["versions"].get("iree-base-runtime", "3.13.0")
+        root = foreign_wheel("iree-base-runtime", version,
+                             self.transport.get("wheel_platform", "manylinux_2_28_aarch64"),
+                             self.transport.get("python", "3.11"))
+        tools = {"IREE_RUN_MODULE": root / "iree" / "_runtime_libs" / "iree-run-module",
+                 "IREE_BENCHMARK_MODULE": root / "iree" / "_runtime_libs" / "iree-benchmark-module"}
+        return tools, [root / "iree_base_runtime.libs"], {}
 
     def time(self, inputs, warmup: int, iters: int) -> dict:
         with tempfile.TemporaryDirectory() as d:
@@ -118,11 +142,5 @@ class QemuUserRunner:
                           "iterations_per_sample": runs[0].get("iterations") if runs else None}}
 
 
-def iree_qemu_runner(bundle) -> QemuUserRunner:
-    t = bundle.manifest["target"].get("transport", {}).get("options", {})
-    version = bundle.manifest["versions"].get("iree-base-runtime", "3.13.0")
-    root = foreign_wheel("iree-base-runtime", version, t.get("wheel_platform", "manylinux_2_28_aarch64"),
-                         t.get("python", "3.11"))
-    tools = {"IREE_RUN_MODULE": root / "iree" / "_runtime_libs" / "iree-run-module",
-             "IREE_BENCHMARK_MODULE": root / "iree" / "_runtime_libs" / "iree-benchmark-module"}
-    return QemuUserRunner(bundle, tools, [root / "iree_base_runtime.libs"])
+def iree_qemu_runner(bundle) -> IreeQemuRunner:
+    return IreeQemuRunner(bundle)

@@ -23,9 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from edgecc.compiler.errors import CannotRunHere, ToolError
-from edgecc.compiler.frontends import check_inputs
-from edgecc.compiler.tools import find_tool, run_tool
-from edgecc.runtime.qemu_user import QEMU_EMULATED, cache_dir, foreign_wheel
+from edgecc.compiler.tools import run_tool
+from edgecc.runtime.qemu_user import QEMU_EMULATED, QemuUserRunner, cache_dir, foreign_wheel
 
 TVM_FALLBACK = "0.27.0.post1"
 PLATFORM = "manylinux_2_28_aarch64"
@@ -114,71 +113,37 @@ def write_device_files(workdir: Path, n_inputs: int, function: str = "main", mod
     return ["tvm_runner", *render_scripts(workdir, {"tvm_run.sh": "run.sh", "tvm_bench.sh": "bench.sh"}, subst)]
 
 
-class TvmQemuRunner:
+class TvmQemuRunner(QemuUserRunner):
     """Runs an aarch64 TVM bundle under qemu-aarch64: through the bundle's own run.sh / bench.sh and tvm_runner
     when it carries them, else with the cached tvm_runner called directly (same command line)."""
 
-    def __init__(self, bundle):
-        self.bundle = bundle
-        m = bundle.manifest
-        t = m["target"].get("transport", {}).get("options", {})
-        self.qemu = find_tool(t.get("qemu", "qemu-aarch64"))
-        self.cpu = t.get("cpu", "max")
-        self.sysroot = t.get("sysroot", "/usr/aarch64-linux-gnu")
-        if not Path(self.sysroot).is_dir():
-            raise CannotRunHere(f"aarch64 sysroot {self.sysroot} missing (apt-get install g++-aarch64-linux-gnu)")
+    def _tools(self):
+        m, t = self.bundle.manifest, self.transport
         versions = m.get("versions", {})
         platform, python = t.get("wheel_platform", PLATFORM), t.get("python", "3.11")
         tvm_v, ffi_v = versions.get("apache-tvm"), versions.get("apache-tvm-ffi")
-        self.libdirs = runtime_libdirs(tvm_v, ffi_v, platform, python)
-        self.scripts = all((bundle.path / f).is_file() for f in ("run.sh", "bench.sh", "tvm_runner"))
-        self.binary = bundle.path / "tvm_runner" if self.scripts else build_runner(None, tvm_v, ffi_v, platform,
-                                                                                      python)
-        self.module = bundle.path / m["artifact"]["entry"]
+        libdirs = runtime_libdirs(tvm_v, ffi_v, platform, python)
+        self.scripts = all((self.bundle.path / f).is_file() for f in ("run.sh", "bench.sh", "tvm_runner"))
+        self.binary = (self.bundle.path / "tvm_runner" if self.scripts
+                       else build_runner(None, tvm_v, ffi_v, platform, python))
+        self.module = self.bundle.path / m["artifact"]["entry"]
         self.function = m["artifact"].get("info", {}).get("function", "main")
-        self.where = f"qemu-aarch64 -cpu {self.cpu} (user-mode emulation)"
-        io = m["io"]["inputs"]
-        self._expected = [(tuple(i["shape"]), np.dtype(i["dtype"])) for i in io]
-        self._names = [i["name"] for i in io]
-
-    def _qemu(self) -> list[str]:
-        ld = ":".join(str(d) for d in self.libdirs)
-        return [self.qemu, "-cpu", self.cpu, "-L", self.sysroot, "-E", f"LD_LIBRARY_PATH={ld}"]
-
-    def _env(self, work: Path) -> dict:
-        """TVM_RUNNER: a wrapper that runs the bundle's aarch64 tvm_runner under qemu; TVM_LIBRARY_PATH set so
-        the scripts do not look for (host) TVM through python3."""
-        import shlex
-
-        wrapper = work / "tvm_runner.sh"
-        wrapper.write_text("#!/bin/sh\nexec " + shlex.join([*self._qemu(), str(self.binary)]) + ' "$@"\n')
-        wrapper.chmod(0o755)
-        return {"TVM_RUNNER": str(wrapper), "TVM_LIBRARY_PATH": ":".join(str(d) for d in self.libdirs)}
-
-    def _save_inputs(self, work: Path, inputs) -> list[str]:
-        files = []
-        for i, a in enumerate(inputs):
-            files.append(str(work / f"in_{i}.npy"))
-            np.save(files[-1], np.ascontiguousarray(a))
-        return files
+        # TVM_LIBRARY_PATH: the scripts then need not look for (host) TVM through python3
+        return {"TVM_RUNNER": self.binary}, libdirs, {"TVM_LIBRARY_PATH": ":".join(str(d) for d in libdirs)}
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        check_inputs(inputs, self._expected, self._names)
+        if self.scripts:
+            return super().run(inputs)
         n_out = len(self.bundle.manifest["io"]["outputs"])
         with tempfile.TemporaryDirectory() as d:
             work = Path(d)
             files = self._save_inputs(work, inputs)
             (work / "out").mkdir()
-            if self.scripts:
-                run_tool(["sh", str(self.bundle.path / "run.sh"), str(work / "out"), *files], env=self._env(work),
-                         timeout=1800)
-            else:
-                run_tool([*self._qemu(), str(self.binary), str(self.module), self.function, str(work / "out"),
-                          *files], timeout=1800)
+            run_tool([*self.qemu_prefix(), str(self.binary), str(self.module), self.function, str(work / "out"),
+                      *files], timeout=1800)
             return [np.load(work / "out" / f"output_{i}.npy") for i in range(n_out)]
 
     def time(self, inputs, warmup: int, iters: int) -> dict:
-        check_inputs(inputs, self._expected, self._names)
         with tempfile.TemporaryDirectory() as d:
             work = Path(d)
             files = self._save_inputs(work, inputs)
@@ -188,7 +153,7 @@ class TvmQemuRunner:
                          env=self._env(work), timeout=3600)
                 data = json.loads(out.read_text())
             else:
-                proc = run_tool([*self._qemu(), str(self.binary), "--bench", str(iters), str(warmup),
+                proc = run_tool([*self.qemu_prefix(), str(self.binary), "--bench", str(iters), str(warmup),
                                  str(self.module), self.function, "-", *files], timeout=3600)
                 data = json.loads(proc.stdout.strip().splitlines()[-1])
         samples = [float(s) for s in data["samples_ms"]]
