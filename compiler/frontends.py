@@ -109,7 +109,7 @@ def load_model(source, example_inputs=None, input_shapes=None, name: str | None 
     if not isinstance(source, (str, Path)):
         return _from_object(source, example_inputs, name or type(source).__name__.lower())
     text = str(source)
-    path = Path(text.split(":", 1)[0]) if text.count(":") == 1 and ".py:" in text else Path(text)
+    path = Path(text)
     if text.endswith(".onnx"):
         return _from_onnx(path, input_shapes, name)
     if ".py:" in text:

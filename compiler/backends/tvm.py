@@ -46,7 +46,7 @@ class TvmBackend:
         if cfg.cross_compiler:
             from tvm.support import cc
 
-            executable.export_library(str(so), fcompile=tvm.support.cc.cross_compiler(cfg.cross_compiler))
+            executable.export_library(str(so), fcompile=cc.cross_compiler(cfg.cross_compiler))
         else:
             executable.export_library(str(so))
         calls = [import_call,
