@@ -13,7 +13,7 @@ from pathlib import Path
 
 from edgecc.compiler.artifact import Artifact, CompileOptions
 from edgecc.compiler.backends import register_backend
-from edgecc.compiler.errors import CannotRunHere, ModelError, ToolError, UnsupportedOpError, require
+from edgecc.compiler.errors import CannotRunHere, ModelError, TargetError, ToolError, UnsupportedOpError, require
 from edgecc.compiler.tools import find_tool, repro_line, run_tool
 
 _ILLEGAL_OP = re.compile(r"failed to legalize (?:operation|unresolved materialization)[^']*'([\w.]+)'")
@@ -34,6 +34,13 @@ class IreeBackend:
             calls.append(repro_line([find_tool("iree-import-onnx")] + argv[1:]))
         else:
             calls.append(self._import_torch(model, mlir))
+        layout_rewrites = None
+        if _bool_option(options.options, "nhwc_rewrite", bool(cfg.options.get("nhwc_rewrite"))):
+            from edgecc.compiler.backends.iree_layout import rewrite_file
+
+            layout_rewrites = rewrite_file(mlir)
+            calls.append(f"edgecc.compiler.backends.iree_layout.rewrite_file({mlir.name})  "
+                         f"# {layout_rewrites} depthwise/pooling ops to NHWC")
         flags = list(cfg.flags) + list(options.extra_flags)
         argv = ["iree-compile", str(mlir), *flags, "-o", str(workdir / "model.vmfb")]
         try:
@@ -48,6 +55,8 @@ class IreeBackend:
             # target-cpu=host code uses every ISA extension of this CPU: record them, runners check them
             info["host_cpu"] = host_cpu_name()
             info["host_cpu_isa"] = cpu_isa_flags()
+        if layout_rewrites is not None:
+            info["nhwc_rewrites"] = layout_rewrites
         if cfg.options.get("note"):
             info["note"] = cfg.options["note"]
         files = ["model.vmfb"]
@@ -113,6 +122,15 @@ class IreeBackend:
 
     def versions(self) -> dict[str, str]:
         return {p: _version(p) for p in ("iree-base-compiler", "iree-base-runtime", "torch-mlir", "torch")}
+
+
+def _bool_option(opts: dict, key: str, default: bool) -> bool:
+    if key not in opts:
+        return default
+    value = str(opts[key]).lower()
+    if value not in ("1", "0", "true", "false", "on", "off"):
+        raise TargetError(f"--option {key}={opts[key]}: expected 1/0 (true/false)")
+    return value in ("1", "true", "on")
 
 
 def _flag_value(flags: list[str], name: str) -> str:
