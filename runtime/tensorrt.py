@@ -28,5 +28,6 @@ class OnnxRuntimeCheckRunner(LocalRunner):
         return [np.asarray(o) for o in self._sess.run(None, dict(zip(self._in, inputs)))]
 
     def time(self, inputs, warmup, iters):
-        raise CannotRunHere(f"the TensorRT engine is {self._engine_note}; ONNX Runtime's CPU speed says nothing about it: time the "
-                            "engine on the device with bench.sh and parse it with `edgecc trtexec-report`")
+        raise CannotRunHere(f"the TensorRT engine is {self._engine_note}; ONNX Runtime's CPU speed says nothing "
+                            "about it: time the engine on the device with bench.sh and parse it with "
+                            "`edgecc trtexec-report`")

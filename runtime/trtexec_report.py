@@ -91,7 +91,8 @@ def parse_times(records) -> tuple[Timing, Timing]:
         compute = [float(r["computeMs"]) for r in records]
         latency = [float(r["latencyMs"]) for r in records]
     except (KeyError, TypeError, ValueError):
-        raise TrtexecParseError("times JSON records lack computeMs/latencyMs (not trtexec --exportTimes output)") from None
+        raise TrtexecParseError("times JSON records lack computeMs/latencyMs (not trtexec --exportTimes "
+                                "output)") from None
     extra = {}
     if all("h2dMs" in r and "d2hMs" in r for r in records):
         extra = {"h2d_ms_mean": sum(float(r["h2dMs"]) for r in records) / len(records),

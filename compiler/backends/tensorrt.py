@@ -135,8 +135,9 @@ def _major_minor(version: str) -> tuple[int, int]:
     return parts[0], parts[1]
 
 
-def trtexec_build_flags(version: str, precision: str, workspace_mb: int, dla, shapes: dict, dynamic: bool) -> list[str]:
-    """trtexec flags for the build, in the dialect of TensorRT `version` (--workspace before 8.4, --memPoolSize after)."""
+def trtexec_build_flags(version: str, precision: str, workspace_mb: int, dla, shapes: dict,
+                        dynamic: bool) -> list[str]:
+    """trtexec build flags in the dialect of TensorRT `version` (--workspace before 8.4, --memPoolSize after)."""
     flags = []
     if precision == "fp16":
         flags.append("--fp16")
@@ -221,7 +222,7 @@ class TensorRTBackend:
         return Artifact(files=files, entry="model.onnx", calls=[call], flags=plan["trtexec_build_flags"], info=info)
 
     def runner(self, bundle):
-        """model.onnx under ONNX Runtime on this CPU: checks the numerics of what TensorRT will parse, not the engine."""
+        """model.onnx under ONNX Runtime on this CPU: the numerics of what TensorRT will parse, not the engine."""
         from edgecc.runtime.tensorrt import OnnxRuntimeCheckRunner
 
         return OnnxRuntimeCheckRunner(bundle)

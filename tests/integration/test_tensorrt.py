@@ -71,7 +71,8 @@ def test_scripts_carry_the_plan(bundles):
     nano = (bundles["jetson-nano"].path / "build_engine.sh").read_text()
     assert "--memPoolSize=workspace:1024" in orin and "install TensorRT 10.3 (JetPack 6.1)" in orin
     assert "--workspace=512" in nano and "install TensorRT 8.2 (JetPack 4.6)" in nano
-    assert "@" not in orin.replace("$@", "") and "@TRT_VERSION@" not in (bundles["jetson-orin"].path / "trt_tool.py").read_text()
+    assert "@" not in orin.replace("$@", "")
+    assert "@TRT_VERSION@" not in (bundles["jetson-orin"].path / "trt_tool.py").read_text()
     bench = (bundles["jetson-orin"].path / "bench.sh").read_text()
     assert "--exportTimes=" in bench and "--exportProfile=" in bench
 
@@ -154,3 +155,20 @@ def test_trtexec_report_cli(tmp_path):
     assert rep["gpu_compute"]["samples"][0] == 0.459041 and rep["profile"]["iterations"] == 4216
     r = edgecc_cli("trtexec-report", tmp_path / "missing.log")
     assert r.returncode == 4 and "does not exist" in r.stderr
+
+
+@pytest.mark.parametrize("model", ["resnet18", "mobilenetv2", pytest.param("resnet50", marks=pytest.mark.slow)])
+def test_done_when_models_for_orin_and_nano(model, tmp_path):
+    """Issue #8's "done when": tensorrt bundles for jetson-orin and jetson-nano whose ONNX validates against PyTorch
+    here and whose scripts pass the checks."""
+    for target, opset in (("jetson-orin", 17), ("jetson-nano", 13)):
+        b = edgecc.compile(model, target=target, backend="tensorrt", output=tmp_path / target)
+        v = b.manifest["validation"]
+        assert v["status"] == "passed" and v["top1_agreement"] == 1.0 and v["max_abs_error"] < 1e-4, v
+        assert b.manifest["artifact"]["info"]["onnx_opset"] == opset
+        scripts = [str(b.path / s) for s in SCRIPTS]
+        for s in scripts:
+            subprocess.run(["bash", "-n", s], check=True)
+        if shutil.which("shellcheck"):
+            r = subprocess.run(["shellcheck", *scripts], capture_output=True, text=True)
+            assert r.returncode == 0, r.stdout
