@@ -5,9 +5,9 @@ PY := $(VENV)/bin/python
 EDGECC := $(VENV)/bin/edgecc
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Toolchains the later paths need: Cortex-M firmware and QEMU, aarch64 cross builds and qemu-user,
-# Vulkan (Mesa lavapipe) for the Mali generic build, sshd for the SSH device tests.
+# Vulkan (Mesa lavapipe) for the Mali generic build, sshd for the SSH device tests, shellcheck for the device scripts.
 APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm qemu-user g++-aarch64-linux-gnu \
-	mesa-vulkan-drivers openssh-server
+	mesa-vulkan-drivers openssh-server shellcheck
 PYTEST_ARGS ?=
 
 .PHONY: setup apt venv demo test test-all bench clean

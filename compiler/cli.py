@@ -85,6 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--threads", type=int, default=0, help="runtime threads (default: the runtime's)")
     b.add_argument("--json", dest="json_out", help="write the timings JSON here (default: <bundle>.bench.json "
                    "for one bundle, bench.json beside the first for several)")
+
+    x = sub.add_parser("trtexec-report", help="turn trtexec output from a device (bench.sh of a tensorrt bundle) "
+                       "into edgecc's latency report")
+    x.add_argument("log", nargs="?", help="trtexec log with the Performance summary (OUT/trtexec.log)")
+    x.add_argument("--times", help="trtexec --exportTimes JSON (raw per-inference samples)")
+    x.add_argument("--profile", help="trtexec --exportProfile JSON (per-layer times)")
+    x.add_argument("--json", dest="json_out", help="also write the report as JSON here")
+    x.add_argument("--layers", type=int, default=10, help="slowest layers to show (default 10)")
     return p
 
 
@@ -283,5 +291,15 @@ def _table(header, rows) -> None:
     Console(width=160).print(table)
 
 
-COMMANDS = {"build": cmd_build, "compile": cmd_compile, "targets": cmd_targets, "models": cmd_models, "verify": cmd_verify,
+def cmd_trtexec_report(args) -> int:
+    from edgecc.runtime.trtexec_report import print_report, read_report
+
+    report = read_report(args.log, args.times, args.profile)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n")
+    print_report(report, args.layers)
+    return 0
+
+
+COMMANDS = {"trtexec-report": cmd_trtexec_report, "build": cmd_build, "compile": cmd_compile, "targets": cmd_targets, "models": cmd_models, "verify": cmd_verify,
             "run": cmd_run, "bench": cmd_bench}
