@@ -251,6 +251,17 @@ def capture_graph(module, example_input) -> QGraph:
             else:
                 raise UnsupportedOpError(type(m).__name__, "int8 quantization",
                                          "compile it in fp32 (without --quantize)")
+        elif node.op == "call_function" and node.target is torch.nn.functional.max_pool2d:
+            kw_ = dict(zip(("kernel_size", "stride", "padding", "dilation", "ceil_mode"), node.args[1:]),
+                       **node.kwargs)
+            k = _pair(kw_["kernel_size"])
+            if _pair(kw_.get("dilation", 1)) != (1, 1) or kw_.get("ceil_mode") or kw_.get("return_indices"):
+                raise UnsupportedOpError("max_pool2d (dilation / ceil_mode)", "int8 quantization")
+            new(node, "maxpool", [node.args[0]], attrs={"kernel": k, "stride": _pair(kw_.get("stride") or k),
+                                                        "padding": _pair(kw_.get("padding", 0))})
+        elif node.op == "call_function" and node.target is torch.nn.functional.adaptive_avg_pool2d and \
+                _pair(node.args[1] if len(node.args) > 1 else node.kwargs["output_size"]) == (1, 1):
+            new(node, "avgpool", [node.args[0]])
         elif node.op == "call_function" and node.target in (operator.add, torch.add):
             a, b = node.args[:2]
             if not all(isinstance(v, torch.fx.Node) for v in (a, b)) or shape(a) != shape(b):
