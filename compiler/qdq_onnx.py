@@ -66,10 +66,9 @@ def qdq_onnx(g: QGraph, name: str = "model"):
         if op.relu:
             nodes.append(helper.make_node("Relu", [y], [y + "_relu"]))
             y += "_relu"
-        if op.kind in ("maxpool", "flatten"):  # int8 in, the same int8 values out: no requantization
-            nodes.append(helper.make_node("Identity", [y], [f"{op.output}_dq"]))
-        else:
-            qdq(y, op.output, f"{op.output}_dq")
+        # after maxpool / flatten this Q/DQ pair (same qparams as the input) changes no value; it is there so the
+        # next conv / matmul sees a DequantizeLinear operand, which torch-mlir needs to make it an integer op
+        qdq(y, op.output, f"{op.output}_dq")
     nodes.append(helper.make_node("Identity", [f"{g.output}_dq"], ["output"]))
     graph = helper.make_graph(
         nodes, name.replace("-", "_"),
