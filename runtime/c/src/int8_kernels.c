@@ -117,7 +117,28 @@ void edgecc_q8_conv(const edgecc_q8_conv_params* p, const int8_t* in, const int8
       im2col_row(p, in, oy, ox, scratch, kdim4);
       int8_t* dst = out + (oy * p->ow + ox) * oc;
       const int8_t* w = weights;
-      for (int o = 0; o < oc; o++, w += kdim4) {
+      int o = 0;
+#if EDGECC_Q8_DSP
+      /* two output channels per pass: each im2col word is loaded once for both */
+      for (; o + 1 < oc; o += 2, w += 2 * kdim4) {
+        int32_t acc0 = bias[o], acc1 = bias[o + 1];
+        const int32_t* w0 = (const int32_t*)w;
+        const int32_t* w1 = (const int32_t*)(w + kdim4);
+        const int32_t* r32 = (const int32_t*)scratch;
+        for (int j = 0; j < kdim4 / 4; j++) {
+          const int16x2_t r0 = (int16x2_t)r32[2 * j], r1 = (int16x2_t)r32[2 * j + 1];
+          const int32_t a = w0[j], b = w1[j];
+          acc0 = __smlad(__sxtb16(a), r0, acc0);
+          acc0 = __smlad(__sxtb16(ror8(a)), r1, acc0);
+          acc1 = __smlad(__sxtb16(b), r0, acc1);
+          acc1 = __smlad(__sxtb16(ror8(b)), r1, acc1);
+        }
+        dst[o] = (int8_t)clamp_i8(edgecc_q8_requantize(acc0, multiplier[o], shift[o]) + p->zp_out, p->act_min);
+        dst[o + 1] =
+            (int8_t)clamp_i8(edgecc_q8_requantize(acc1, multiplier[o + 1], shift[o + 1]) + p->zp_out, p->act_min);
+      }
+#endif
+      for (; o < oc; o++, w += kdim4) {
         int32_t acc = bias[o];
 #if EDGECC_Q8_DSP
         const int32_t* w32 = (const int32_t*)w;
