@@ -252,8 +252,8 @@ def capture_graph(module, example_input) -> QGraph:
                 raise UnsupportedOpError(type(m).__name__, "int8 quantization",
                                          "compile it in fp32 (without --quantize)")
         elif node.op == "call_function" and node.target is torch.nn.functional.max_pool2d:
-            kw_ = dict(zip(("kernel_size", "stride", "padding", "dilation", "ceil_mode"), node.args[1:]),
-                       **node.kwargs)
+            kw_ = dict(zip(("kernel_size", "stride", "padding", "dilation", "ceil_mode"), node.args[1:],
+                           strict=False), **node.kwargs)
             k = _pair(kw_["kernel_size"])
             if _pair(kw_.get("dilation", 1)) != (1, 1) or kw_.get("ceil_mode") or kw_.get("return_indices"):
                 raise UnsupportedOpError("max_pool2d (dilation / ceil_mode)", "int8 quantization")

@@ -105,7 +105,6 @@ def emit_aot_c(lowered, symbols: dict[str, str], plan: ArenaPlan, header_note: s
     Example: `c, h = emit_aot_c(lowered, built.symbols, plan_arena(model_buffers(lowered)), "from cifar-cnn")`.
     """
     p = c_prefix(lowered.name)
-    P = p.upper()
     t = lowered.tensors
     used = []  # tensors passed to a kernel, in first-use order
     for call in lowered.calls:

@@ -24,7 +24,7 @@ def digits_int8(tmp_path_factory):
     root = tmp_path_factory.mktemp("q8")
     out = {}
     for target, backend, _ in CASES:
-        if backend == "micro" and (shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None):
+        if backend == "micro" and not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")):
             continue
         out[backend] = edgecc.compile("digits-cnn", target=target, backend=backend, output=root / backend,
                                       quantize="int8", calibration="digits")
