@@ -35,6 +35,8 @@ demo: setup
 	$(EDGECC) compile resnet8 --target host --backend iree -o build/resnet8-host-iree
 	$(EDGECC) compile resnet8 --target host --backend tvm -o build/resnet8-host-tvm
 	$(EDGECC) compile resnet8 --target cortex-m4 --board mps2-an386 -o build/resnet8-cortex-m4-micro
+	$(EDGECC) compile digits-cnn --target cortex-m4 --board mps2-an386 --quantize int8 --calibration digits \
+		-o build/digits-cnn-cortex-m4-int8
 	$(EDGECC) bench build/resnet8-host-iree build/resnet8-host-tvm --warmup 5 --iters 50 --json build/demo-bench.json
 	$(EDGECC) bench build/resnet8-cortex-m4-micro --warmup 1 --iters 3 --json build/demo-bench-cortex-m4.json
 

@@ -6,6 +6,12 @@ the arena against its lower bound, flash and RAM from the ELF. Prints a Markdown
 
     .venv/bin/python benchmarks/cortexm.py                       # all 3 models x 3 targets x {c, llvm}
     .venv/bin/python benchmarks/cortexm.py --models ds-cnn --targets cortex-m4 --codegens c
+    .venv/bin/python benchmarks/cortexm.py --precisions fp32 int8 --codegens c   # int8 rows beside fp32
+
+int8 rows (--precisions int8) are `--quantize int8` bundles (edgecc's int8 C kernels; codegen does not apply).
+They are calibrated on the model's dataset where it has one (digits-cnn: `digits`, and its top-1 accuracy on the
+360 held-out images is measured on the M4 in QEMU); otherwise on 64 seeded random-normal samples saved as .npy
+(resnet8 and ds-cnn have no real dataset here: footprint and instructions only, accuracy "not measured").
 """
 
 from __future__ import annotations
@@ -18,28 +24,54 @@ import time
 from pathlib import Path
 
 MODELS = ("cifar-cnn", "resnet8", "ds-cnn")
+PRECISIONS = ("fp32", "int8")
 TARGETS = ("cortex-m4", "cortex-m7", "cortex-m55")
 CODEGENS = ("c", "llvm")
 
 
-def measure(model: str, target: str, codegen: str, root: Path, iters: int) -> dict:
+def measure(model: str, target: str, codegen: str, root: Path, iters: int, precision: str = "fp32") -> dict:
     import edgecc
 
+    kw = {}
+    if precision == "int8":
+        kw = {"quantize": "int8", "calibration": _calibration(model, root)}
     t0 = time.perf_counter()
-    bundle = edgecc.compile(model, target=target, backend="micro", output=root / f"{model}-{target}-{codegen}",
-                            options={"codegen": codegen})
+    bundle = edgecc.compile(model, target=target, backend="micro",
+                            output=root / f"{model}-{target}-{codegen if precision == 'fp32' else precision}",
+                            options={"codegen": codegen}, **kw)
     compile_s = time.perf_counter() - t0
     info = bundle.manifest["artifact"]["info"]
     mem = info["memory"]
     timing = bundle.runner().time(bundle.reference_inputs(), warmup=1, iters=iters)
     samples = timing["samples"]
+    q = bundle.manifest.get("quantization", {})
+    acc = q.get("accuracy") if isinstance(q.get("accuracy"), dict) else None
     return {
-        "model": model, "target": target, "board": info["board"], "codegen": codegen,
+        "model": model, "target": target, "board": info["board"], "precision": precision,
+        "codegen": codegen if precision == "fp32" else "int8 C kernels",
         "instructions": min(samples), "samples": samples, "unit": timing["unit"], "method": timing["method"],
         "arena_bytes": mem["arena_bytes"], "arena_lower_bound_bytes": mem["arena_lower_bound_bytes"],
         "weights_bytes": mem["weights_bytes"], "flash_bytes": mem["flash_bytes"], "ram_bytes": mem["ram_bytes"],
         "max_abs_error": bundle.manifest["validation"].get("max_abs_error"), "compile_s": round(compile_s, 1),
+        "reference": bundle.manifest["validation"].get("reference"),
+        "accuracy": acc,
     }
+
+
+def _calibration(model: str, root: Path) -> str:
+    import numpy as np
+    import torch
+
+    from edgecc.models import get_model
+
+    spec = get_model(model)
+    if spec.dataset:
+        return spec.dataset
+    folder = root / f"calibration-{model}"
+    folder.mkdir(parents=True, exist_ok=True)
+    gen = torch.Generator().manual_seed(3)
+    np.save(folder / "samples.npy", torch.randn(64, *spec.input_shapes[0][1:], generator=gen).numpy())
+    return str(folder)
 
 
 def markdown(rows: list[dict]) -> str:
@@ -48,18 +80,22 @@ def markdown(rows: list[dict]) -> str:
     for r in rows:
         key = (r["model"], r["target"])
         best[key] = min(best.get(key, r["instructions"]), r["instructions"])
-    out = ["| model | target (QEMU board) | codegen | instructions / inference | arena KB (lower bound) | "
-           "flash KB | RAM KB | max abs err vs PyTorch |",
-           "|---|---|---|---:|---:|---:|---:|---:|"]
+    out = ["| model | target (QEMU board) | precision | codegen | instructions / inference | weights KB | "
+           "arena KB (lower bound) | flash KB | RAM KB | max abs err vs reference | top-1 (held-out, on target) |",
+           "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         mark = " **(fewest)**" if r["instructions"] == best[(r["model"], r["target"])] else ""
-        out.append(f"| {r['model']} | {r['target']} ({r['board']}) | {r['codegen']} | {r['instructions']:,}{mark} | "
+        a = r.get("accuracy")
+        acc = (f"{a['int8_artifact']:.2%} (fp32 {a['fp32_pytorch']:.2%})" if a else "not measured: no dataset")
+        out.append(f"| {r['model']} | {r['target']} ({r['board']}) | {r.get('precision', 'fp32')} | {r['codegen']} | "
+                   f"{r['instructions']:,}{mark} | {kb(r['weights_bytes'])} | "
                    f"{kb(r['arena_bytes'])} ({kb(r['arena_lower_bound_bytes'])}) | {kb(r['flash_bytes'])} | "
-                   f"{kb(r['ram_bytes'])} | {r['max_abs_error']:.1e} |")
+                   f"{kb(r['ram_bytes'])} | {r['max_abs_error']:.1e} | {acc} |")
     out.append("")
     out.append("Instructions are QEMU `-icount shift=0` counts of one inference (min of the samples; they are "
                "deterministic), not cycles or time. Flash = text + rodata + .data image; RAM = .data + .bss "
-               "(arena, harness I/O buffers) + 8 KB stack, read from the ELF.")
+               "(arena, harness I/O buffers) + 8 KB stack, read from the ELF. fp32 rows are checked against PyTorch, "
+               "int8 rows against the int8 QDQ PyTorch reference (within 4 output quantization steps).")
     return "\n".join(out)
 
 
@@ -68,6 +104,7 @@ def main(argv=None) -> int:
     p.add_argument("--models", nargs="+", default=list(MODELS))
     p.add_argument("--targets", nargs="+", default=list(TARGETS))
     p.add_argument("--codegens", nargs="+", default=list(CODEGENS), choices=CODEGENS)
+    p.add_argument("--precisions", nargs="+", default=["fp32"], choices=PRECISIONS)
     p.add_argument("--iters", type=int, default=3)
     p.add_argument("--json", type=Path, help="also write the rows (with raw samples) here")
     p.add_argument("--keep", type=Path, help="keep the bundles in this folder")
@@ -77,9 +114,11 @@ def main(argv=None) -> int:
         root = a.keep or Path(tmp)
         for model in a.models:
             for target in a.targets:
-                for codegen in a.codegens:
-                    rows.append(measure(model, target, codegen, root, a.iters))
-                    print(f"{model} {target} {codegen}: {rows[-1]['instructions']:,} instructions", file=sys.stderr)
+                for precision in a.precisions:
+                    for codegen in a.codegens if precision == "fp32" else a.codegens[:1]:
+                        rows.append(measure(model, target, codegen, root, a.iters, precision))
+                        print(f"{model} {target} {precision} {rows[-1]['codegen']}: "
+                              f"{rows[-1]['instructions']:,} instructions", file=sys.stderr)
     if a.json:
         a.json.write_text(json.dumps(rows, indent=1))
     print(markdown(rows))

@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--allow-pickle", action="store_true", help="allow loading a pickled model (runs its code!)")
     c.add_argument("--keep-intermediates", action="store_true", help="keep work/ (MLIR, etc.) in the bundle")
     c.add_argument("--name", help="model name used in the bundle")
+    c.add_argument("--quantize", choices=["int8"], help="static post-training quantization before compiling")
+    c.add_argument("--calibration", default="", metavar="DATASET|DIR",
+                   help="calibration samples for --quantize: a dataset name (digits) or a folder of .npy inputs")
     c.add_argument("--json", action="store_true", help="print the manifest as JSON")
 
     m = sub.add_parser("build", help="build a models x targets x backends matrix (CI); writes summary.json/.md")
@@ -137,7 +140,7 @@ def cmd_compile(args) -> int:
                      validate=not args.no_validate, extra_flags=args.flag, board=args.board,
                      input_shapes=args.input_shape, allow_pickle=args.allow_pickle,
                      keep_intermediates=args.keep_intermediates, name=args.name, options=dict(args.option),
-                     log=_log(args))
+                     quantize=args.quantize or "", calibration=args.calibration, log=_log(args))
     m = bundle.manifest
     if args.json:
         print(json.dumps(m, indent=2))
@@ -154,6 +157,13 @@ def cmd_compile(args) -> int:
     else:
         size = f"{m['files'][m['artifact']['entry']]['size'] / 1024:.0f} KiB"
     print(f"{bundle.path}  ({m['artifact']['entry']}, {size}, compiled in {m['compile']['seconds']:.1f}s; {check})")
+    q = m.get("quantization")
+    if q:
+        a = q["accuracy"]
+        acc = (f"top-1 on {a['samples']} held-out {a['dataset']} images: fp32 {a['fp32_pytorch']:.2%}, int8 artifact "
+               + (f"{a['int8_artifact']:.2%}" if isinstance(a["int8_artifact"], float) else a["int8_artifact"])
+               if isinstance(a, dict) else a)
+        print(f"int8: {acc}; weights {q['weights_bytes']['fp32']} -> {q['weights_bytes']['int8']} bytes")
     return 0
 
 

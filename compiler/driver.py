@@ -14,7 +14,7 @@ import numpy as np
 from edgecc.compiler.artifact import CompileOptions
 from edgecc.compiler.backends import get_backend
 from edgecc.compiler.bundle import Bundle, staging, write_manifest
-from edgecc.compiler.errors import CannotRunHere, ValidationError
+from edgecc.compiler.errors import CannotRunHere, ModelError, ValidationError
 from edgecc.compiler.frontends import load_model
 from edgecc.compiler.validate import compare
 from edgecc.targets import get_target
@@ -24,10 +24,11 @@ def compile(model, example_inputs=None, target: str = "host", backend: str | Non
             output: str | Path | None = None, *, validate: bool = True, extra_flags=(), board: str = "",
             input_shapes=None, tolerance: dict | None = None, allow_pickle: bool = False,
             keep_intermediates: bool = False, options: dict | None = None, name: str | None = None,
-            log=None) -> Bundle:
+            quantize: str = "", calibration: str = "", log=None) -> Bundle:
     """Compile a model for a target and return the validated Bundle.
 
     `model` is a zoo name, "file.py:factory", a .pt2 / .onnx path, or an nn.Module (with example_inputs).
+    `quantize="int8"` squeezes it first (static PTQ, calibrated on `calibration`: a dataset name or a .npy folder).
 
         >>> b = edgecc.compile("resnet8", target="host", backend="tvm")          # doctest: +SKIP
         >>> b = edgecc.compile(my_module, (torch.randn(1, 3, 32, 32),))          # doctest: +SKIP
@@ -40,7 +41,22 @@ def compile(model, example_inputs=None, target: str = "host", backend: str | Non
         tgt.board(board)
     be = get_backend(backend)
     log(f"loading {model if isinstance(model, (str, Path)) else type(model).__name__}")
+    if calibration and not quantize:
+        raise ModelError("--calibration is only used with --quantize int8")
+    if quantize:
+        from edgecc.compiler.squeeze import SCHEMES, load_calibration
+
+        if quantize not in SCHEMES:
+            raise ModelError(f"unknown quantization {quantize!r}; supported: {', '.join(SCHEMES)}")
+        if not calibration:
+            load_calibration("", ())  # raises the one-line "needs calibration samples" error before any work
     loaded = load_model(model, example_inputs, input_shapes, name=name, allow_pickle=allow_pickle)
+    if quantize:
+        from edgecc.compiler.squeeze import quantize_model
+
+        log(f"quantizing {loaded.name} to {quantize} (calibration: {calibration})")
+        loaded = quantize_model(loaded, quantize, calibration)
+        tolerance = {**loaded.tolerance(), **(tolerance or {})}
     out = Path(output) if output else Path("build") / f"{loaded.name}-{tgt.name}-{backend}"
     opts = CompileOptions(extra_flags=tuple(extra_flags), board=board or tgt.default_board, validate=validate,
                           options=dict(options or {}))
@@ -56,6 +72,8 @@ def compile(model, example_inputs=None, target: str = "host", backend: str | Non
             spec["file"] = f"reference_output_{i}.npy"
             np.save(tmp / spec["file"], a)
 
+        if quantize:
+            loaded.write_onnx(tmp / "model.int8.onnx")  # the QDQ graph IREE and TVM compile (micro: its qgraph)
         log(f"compiling {loaded.name} for {tgt.name} with {backend}")
         t0 = time.perf_counter()
         artifact = be.compile(loaded, tgt, tmp, opts)
@@ -81,6 +99,9 @@ def compile(model, example_inputs=None, target: str = "host", backend: str | Non
         if validate:
             log("validating against " + loaded.reference_name)
             manifest["validation"] = _validate(Bundle(tmp, manifest), loaded, inputs, ref_outputs, tolerance)
+        if quantize:
+            log("measuring int8 accuracy and error vs fp32")
+            manifest["quantization"] = _quantization_section(Bundle(tmp, manifest), loaded, validate)
         write_manifest(tmp, manifest)
     return Bundle.load(out)
 
@@ -92,13 +113,34 @@ def _validate(bundle: Bundle, loaded, inputs, ref_outputs, tolerance) -> dict:
         outputs = runner.run(inputs)
     except CannotRunHere as e:
         return {"status": f"not run: {e}"}
-    result = compare(outputs, ref_outputs, loaded.reference_name, loaded.task == "classification", tolerance)
+    # int8: top-1 on one input is not required to agree (logits a step apart); accuracy is measured on a dataset
+    classification = loaded.task == "classification" and getattr(loaded, "qgraph", None) is None
+    result = compare(outputs, ref_outputs, loaded.reference_name, classification, tolerance)
     if not result.passed:
         raise ValidationError(f"{loaded.name} on {bundle.manifest['target']['name']}/{bundle.backend} does not "
                               f"match {loaded.reference_name}: {result.detail}; pass --no-validate to keep it "
                               "anyway, or report the model")
     note = {"note": runner.note} if getattr(runner, "note", "") else {}
     return {"status": "passed", "ran_on": run_where, "samples": 1, **note, **result.to_dict()}
+
+
+def _quantization_section(bundle: Bundle, loaded, validate: bool) -> dict:
+    """fp32 vs int8: accuracy on the held-out split (run on the artifact where it can run), errors, sizes."""
+    from edgecc.compiler.squeeze import predict_all, quantization_report
+
+    outputs, where = None, "skipped (--no-validate)"
+    if validate and loaded.dataset is not None:
+        try:
+            runner = bundle.runner()
+            where = getattr(runner, "where", "host")
+            outputs = predict_all(runner, loaded.dataset.x_test)
+        except CannotRunHere as e:
+            where = str(e)
+    rep = quantization_report(loaded, outputs, where)
+    mem = bundle.manifest["artifact"]["info"].get("memory")
+    if mem:
+        rep["weights_bytes"]["artifact"] = mem["weights_bytes"]
+    return rep
 
 
 def _edgecc_version() -> str:

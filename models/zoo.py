@@ -21,6 +21,8 @@ class ModelSpec:
     description: str
     task: str = "classification"
     tags: tuple[str, ...] = field(default=())
+    dataset: str = ""  # a real dataset it was trained on (datasets.py): accuracy is measured on its test split
+    example_inputs: Callable | None = None  # () -> inputs tuple; default: seeded random normal
 
     def factory(self):
         """(module in eval mode, example inputs tuple) — deterministic for a given name."""
@@ -29,17 +31,20 @@ class ModelSpec:
         torch.manual_seed(0)
         module = self.builder()
         _calibrate_batchnorm(module, self.input_shapes)
+        if self.example_inputs is not None:
+            return module.eval(), tuple(self.example_inputs())
         gen = torch.Generator().manual_seed(1)
         inputs = tuple(torch.randn(*s, generator=gen) for s in self.input_shapes)
         return module.eval(), inputs
 
 
-def register_model(name: str, input_shapes, description: str, task: str = "classification", tags=()):
+def register_model(name: str, input_shapes, description: str, task: str = "classification", tags=(),
+                   dataset: str = "", example_inputs=None):
     def wrap(builder):
         if name in _REGISTRY:
             raise RuntimeError(f"model {name!r} registered twice")
         _REGISTRY[name] = ModelSpec(name, builder, tuple(tuple(s) for s in input_shapes), description, task,
-                                    tuple(tags))
+                                    tuple(tags), dataset, example_inputs)
         return builder
 
     return wrap
@@ -61,7 +66,7 @@ def get_model(name: str) -> ModelSpec:
 
 
 def _load_all():
-    from edgecc.models import audio, vision  # noqa: F401  (registering imports)
+    from edgecc.models import audio, digits, vision  # noqa: F401  (registering imports)
 
 
 def _calibrate_batchnorm(module, input_shapes, batches: int = 2, batch_size: int = 4):

@@ -57,6 +57,10 @@ class MicroBackend:
         stack_bytes = int(opts.get("stack_kb", 8)) * 1024
         workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
+        if getattr(model, "qgraph", None) is not None:  # --quantize int8: edgecc's int8 kernels, no TVM
+            from edgecc.compiler.micro.int8_backend import compile_int8
+
+            return compile_int8(model, target, board, workdir, opts, options, stack_bytes)
 
         lowered = lower_to_tir(model.exported_program(), model.name, schedule=opts.get("schedule", True))
         tvm_target = dict(cfg.tvm_target) if codegen == "llvm" else {"kind": "c"}
@@ -68,15 +72,7 @@ class MicroBackend:
 
         io = {"inputs": [_io(lowered.tensors[n]) for n in lowered.inputs],
               "outputs": [_io(lowered.tensors[n]) for n in lowered.outputs]}
-        io_bytes = sum(s["bytes"] for s in io["inputs"] + io["outputs"])
-        need_ram = plan.size + stack_bytes + io_bytes
-        if need_ram > board.ram_kb * 1024 or lowered.weight_bytes > board.flash_kb * 1024:
-            what = "RAM" if need_ram > board.ram_kb * 1024 else "flash"
-            need, have = (need_ram, board.ram_kb) if what == "RAM" else (lowered.weight_bytes, board.flash_kb)
-            detail = (f"arena {_kb(plan.size)} KB + stack {_kb(stack_bytes)} KB + I/O {_kb(io_bytes)} KB"
-                      if what == "RAM" else f"weights {_kb(lowered.weight_bytes)} KB")
-            raise BudgetError(f"{model.name} needs {-(-need // 1024)} KB {what} ({detail}), board {board.name} "
-                              f"({target.name}) has {have} KB; try --quantize int8 or a board with more {what}")
+        _check_budget(model.name, target, board, plan.size, stack_bytes, io, lowered.weight_bytes)
 
         note = (f"Generated from {model.name} by torch.export -> TVM {tvm.__version__} Relax -> TIR kernels "
                 f"({codegen} codegen) for {target.name} / {board.name}.")
@@ -143,6 +139,18 @@ class MicroBackend:
             except Exception as e:  # a missing tool is reported, not fatal, in a manifest
                 out[tool] = f"unavailable ({e})"
         return out
+
+
+def _check_budget(name, target, board, arena_bytes, stack_bytes, io, weight_bytes) -> None:
+    io_bytes = sum(s["bytes"] for s in io["inputs"] + io["outputs"])
+    need_ram = arena_bytes + stack_bytes + io_bytes
+    if need_ram > board.ram_kb * 1024 or weight_bytes > board.flash_kb * 1024:
+        what = "RAM" if need_ram > board.ram_kb * 1024 else "flash"
+        need, have = (need_ram, board.ram_kb) if what == "RAM" else (weight_bytes, board.flash_kb)
+        detail = (f"arena {_kb(arena_bytes)} KB + stack {_kb(stack_bytes)} KB + I/O {_kb(io_bytes)} KB"
+                  if what == "RAM" else f"weights {_kb(weight_bytes)} KB")
+        raise BudgetError(f"{name} needs {-(-need // 1024)} KB {what} ({detail}), board {board.name} "
+                          f"({target.name}) has {have} KB; try --quantize int8 or a board with more {what}")
 
 
 def _prefix(name: str) -> str:

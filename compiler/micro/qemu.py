@@ -74,6 +74,27 @@ class QemuCortexMRunner:
             off += n
         return outputs, parse_log(log)
 
+    def run_many(self, x: np.ndarray) -> np.ndarray:
+        """Outputs of the (one-input, one-output) model on every sample of x (N, ...), all in one QEMU boot: the
+        firmware reads the samples one after another from a semihosting file and writes each output."""
+        (spec,), (ospec,) = self.io["inputs"], self.io["outputs"]
+        x = np.ascontiguousarray(x, dtype=spec["dtype"])
+        if list(x.shape[1:]) != list(spec["shape"][1:]) or spec["shape"][0] != 1:
+            raise ValidationError(f"samples of shape {list(x.shape[1:])} != compiled shape {spec['shape']}")
+        with tempfile.TemporaryDirectory(prefix="edgecc-qemu-") as tmp:
+            tmp = Path(tmp)
+            (tmp / "input.bin").write_bytes(x.tobytes())
+            argv = qemu_argv(self.elf, self.machine, ["input.bin", "output.bin", "0", "1", str(len(x))])
+            proc = run_tool(argv, cwd=tmp, timeout=self.timeout, check=False)
+            log = proc.stdout + proc.stderr
+            if proc.returncode != 0 or "edgecc: done" not in log:
+                tail = "; ".join(ln for ln in log.splitlines() if ln.startswith("edgecc:"))[-400:]
+                raise ToolError(f"firmware failed in qemu-system-arm (exit {proc.returncode}): {tail}; "
+                                f"repro: {repro_line(argv, tmp)}", argv=argv, returncode=proc.returncode,
+                                stderr=log[-2000:], repro=repro_line(argv, tmp))
+            raw = (tmp / "output.bin").read_bytes()
+        return np.frombuffer(raw, dtype=ospec["dtype"]).reshape(len(x), *ospec["shape"][1:]).copy()
+
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         """Outputs of one inference on `inputs` (fed to the firmware through a semihosting file)."""
         return self._invoke(inputs, 0, 1)[0]

@@ -1,9 +1,10 @@
 /* edgecc test harness: feeds the model an input, runs warm-up + timed inferences, reports output and timing.
  *
  * Command line (semihosting SYS_GET_CMDLINE, e.g. QEMU -semihosting-config arg=...):
- *     [INPUT_FILE|-] [OUTPUT_FILE|-] [WARMUP] [ITERS]
+ *     [INPUT_FILE|-] [OUTPUT_FILE|-] [WARMUP] [ITERS] [COUNT]
  * INPUT_FILE holds the inputs back to back (raw little-endian, model.h sizes); "-" or no argument uses the
- * reference input compiled into the firmware. Output lines start with "edgecc:" and are parsed by
+ * reference input compiled into the firmware. COUNT > 1 (with an input file) runs COUNT samples stored one after
+ * the other in INPUT_FILE, once each, and writes their outputs one after the other (accuracy runs on target). Output lines start with "edgecc:" and are parsed by
  * edgecc.compiler.micro.qemu (the QemuCortexMRunner).
  */
 #include <stdint.h>
@@ -47,6 +48,49 @@ static uint32_t parse_uint(const char* s) {
 
 static int is_dash(const char* s) { return s[0] == '-' && s[1] == 0; }
 
+static void setup_io(void* inputs[], void* outputs[]) {
+  uint32_t off = 0;
+  for (int i = 0; i < EDGECC_MODEL_NUM_INPUTS; i++) { inputs[i] = input_buf + off; off += input_bytes[i]; }
+  off = 0;
+  for (int i = 0; i < EDGECC_MODEL_NUM_OUTPUTS; i++) { outputs[i] = output_buf + off; off += output_bytes[i]; }
+}
+
+/* COUNT samples from one input file -> their outputs in one output file. */
+static int run_samples(const char* in_path, const char* out_path, uint32_t count) {
+  void* inputs[EDGECC_MODEL_NUM_INPUTS];
+  void* outputs[EDGECC_MODEL_NUM_OUTPUTS];
+  setup_io(inputs, outputs);
+  int hin = is_dash(in_path) ? -1 : edgecc_sh_open(in_path, 1);
+  int hout = is_dash(out_path) ? -1 : edgecc_sh_open(out_path, 5);
+  if (hin < 0 || hout < 0) {
+    edgecc_sh_write("edgecc: error: sample runs need an input and an output file\n");
+    return 2;
+  }
+  for (uint32_t s = 0; s < count; s++) {
+    if (edgecc_sh_read(hin, input_buf, sizeof(input_buf)) != 0) {
+      edgecc_sh_write("edgecc: error: input file holds fewer samples than asked\n");
+      return 2;
+    }
+    int rc = EDGECC_MODEL_RUN(inputs, outputs);
+    if (rc != 0) {
+      edgecc_sh_write("edgecc: error: model returned ");
+      edgecc_sh_write_int(rc);
+      edgecc_sh_write("\n");
+      return 3;
+    }
+    if (edgecc_sh_write_file(hout, output_buf, sizeof(output_buf)) != 0) {
+      edgecc_sh_write("edgecc: error: cannot write output file\n");
+      return 4;
+    }
+  }
+  edgecc_sh_close(hin);
+  edgecc_sh_close(hout);
+  edgecc_sh_write("edgecc: samples ");
+  edgecc_sh_write_int(count);
+  edgecc_sh_write("\nedgecc: done\n");
+  return 0;
+}
+
 int main(void) {
   int argc = get_args();
   int first = 1; /* argv[0] is the program name */
@@ -55,6 +99,8 @@ int main(void) {
   uint32_t warmup = argc > first + 2 ? parse_uint(argv_[first + 2]) : 0;
   uint32_t iters = argc > first + 3 ? parse_uint(argv_[first + 3]) : 1;
   if (iters == 0) iters = 1;
+  uint32_t count = argc > first + 4 ? parse_uint(argv_[first + 4]) : 1;
+  if (count > 1) return run_samples(in_path, out_path, count);
 
   if (is_dash(in_path)) {
     for (uint32_t i = 0; i < sizeof(input_buf); i++) input_buf[i] = edgecc_reference_input[i];
@@ -68,10 +114,7 @@ int main(void) {
   }
   void* inputs[EDGECC_MODEL_NUM_INPUTS];
   void* outputs[EDGECC_MODEL_NUM_OUTPUTS];
-  uint32_t off = 0;
-  for (int i = 0; i < EDGECC_MODEL_NUM_INPUTS; i++) { inputs[i] = input_buf + off; off += input_bytes[i]; }
-  off = 0;
-  for (int i = 0; i < EDGECC_MODEL_NUM_OUTPUTS; i++) { outputs[i] = output_buf + off; off += output_bytes[i]; }
+  setup_io(inputs, outputs);
 
   edgecc_timer_start();
   edgecc_sh_write("edgecc: model " EDGECC_MODEL_NAME "\n");

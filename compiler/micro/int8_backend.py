@@ -1,0 +1,64 @@
+"""The micro backend's int8 path: QGraph -> int8 program -> arena plan -> model.c -> firmware (same link as fp32)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from edgecc.compiler.artifact import Artifact
+
+
+def compile_int8(model, target, board, workdir: Path, opts: dict, options, stack_bytes: int) -> Artifact:
+    from edgecc.compiler.backends.micro import _check_budget, _io
+    from edgecc.compiler.micro.emit import c_prefix, emit_reference_input
+    from edgecc.compiler.micro.int8 import KERNEL_SOURCE, _HeaderView, emit_int8_c, plan_int8
+    from edgecc.compiler.micro.link import build_firmware, cpu_flags, runtime_c_dir
+    from edgecc.compiler.micro.plan import check_plan, plan_arena
+
+    prog = plan_int8(model.qgraph, model.name)
+    plan = plan_arena(prog.buffers())
+    check_plan(plan)
+    view = _HeaderView(prog)
+    io = {"inputs": [_io(view.tensors["input0"])], "outputs": [_io(view.tensors["output0"])]}
+    for spec, name in ((io["inputs"][0], model.input_names[0]), (io["outputs"][0], model.output_names[0])):
+        spec["name"] = name
+    _check_budget(model.name, target, board, plan.size, stack_bytes, io, prog.weight_bytes)
+
+    note = (f"Generated from {model.name} (int8, calibrated on {model.calibration['source']}) for {target.name} / "
+            f"{board.name}; kernels: edgecc runtime/c {KERNEL_SOURCE}.")
+    model_c, model_h = emit_int8_c(prog, plan, note)
+    (workdir / "model.c").write_text(model_c)
+    (workdir / "model.h").write_text(model_h)
+    (workdir / "harness_data.c").write_text(emit_reference_input(model.example_inputs))
+    (workdir / "memory_plan.json").write_text(json.dumps(plan.to_dict(), indent=1))
+    shutil.copyfile(runtime_c_dir() / KERNEL_SOURCE, workdir / "int8_kernels.c")
+    opt = opts.get("opt", "-O2")
+    fw = build_firmware(workdir, target, board, ["int8_kernels.c"], opt=opt, stack_bytes=stack_bytes,
+                        extra_flags=tuple(options.extra_flags))
+    files = ["model.c", "model.h", "harness_data.c", "memory_plan.json", "int8_kernels.c", *fw.files]
+    info = {
+        "board": board.name,
+        "qemu_machine": board.qemu_machine,
+        "flash_command": board.flash_command.format(hex="firmware.hex", elf="firmware.elf", bin="firmware.bin"),
+        "codegen": "int8 C kernels (edgecc runtime/c, TFLite arithmetic)",
+        "io": io,
+        "c_prefix": c_prefix(prog.name),
+        "kernels": [{"kernel": s.kernel.split("(")[0], "comment": s.comment, "scratch_bytes": s.scratch_bytes}
+                    for s in prog.steps],
+        "memory": {
+            "arena_bytes": plan.size,
+            "arena_lower_bound_bytes": plan.lower_bound,
+            "weights_bytes": prog.weight_bytes,
+            "stack_bytes": stack_bytes,
+            "flash_bytes": fw.flash_bytes,
+            "ram_bytes": fw.ram_bytes,
+            "sections": fw.sections,
+            "board_ram_bytes": board.ram_kb * 1024,
+            "board_flash_bytes": board.flash_kb * 1024,
+            "note": "weights = int8 weights + int32 biases and multipliers + int8 shifts; flash = text+rodata+exidx"
+                    "+.data image; ram = .data+.bss(arena, harness input/output buffers)+stack",
+        },
+    }
+    return Artifact(files=files, entry="firmware.elf", calls=fw.calls, flags=cpu_flags(target) + [opt],
+                    info=info)

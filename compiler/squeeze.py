@@ -1,0 +1,191 @@
+"""The squeeze stage: a loaded fp32 model -> an int8 model every backend takes (`--quantize int8`).
+
+    quantize_model(loaded, "int8", "digits")   -> QuantizedModel
+        .qgraph            the quantized graph (quantize.py): micro emits int8 C kernels calls from it
+        .write_onnx(path)  the QDQ ONNX model (qdq_onnx.py): what IREE and TVM compile
+        .reference(x)      the quantized PyTorch reference (fake-quant QDQ module): what artifacts are checked against
+        .fp32              the original model, for accuracy and error against fp32
+
+Calibration samples come from a dataset name (models/datasets.py) or a folder of .npy files, each one sample
+(the input shape, with or without the batch dimension of 1) or a batch (N, ...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecc.compiler.errors import ModelError
+from edgecc.compiler.frontends import LoadedModel
+
+SCHEMES = ("int8",)
+# An artifact matches the quantized reference when every output is within this many output quantization steps.
+# Each requantization may round one step differently (TFLite's fixed-point multiplier and half-away-from-zero vs
+# the float reference's half-to-even); measured: up to 1 step on digits-cnn, 3 on resnet8 and ds-cnn (12-15 ops).
+INT8_TOLERANCE_STEPS = 4
+MAX_CALIBRATION_SAMPLES = 1000
+
+
+@dataclass
+class QuantizedModel(LoadedModel):
+    """A LoadedModel whose backend input is the QDQ ONNX graph and whose reference is the int8 QDQ PyTorch model."""
+
+    qgraph: Any = None
+    fp32: LoadedModel | None = None
+    calibration: dict | None = None
+    dataset: Any = None  # a models.datasets.Dataset with a labelled held-out split, or None
+    _qdq: Any = None
+
+    @property
+    def reference_name(self) -> str:
+        return "pytorch int8 QDQ reference"
+
+    def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        import torch
+
+        self.check_inputs(inputs)
+        with torch.no_grad():
+            return [self._qdq(torch.from_numpy(np.ascontiguousarray(inputs[0]))).numpy()]
+
+    def write_onnx(self, path: Path) -> Path:
+        import onnx
+
+        from edgecc.compiler.qdq_onnx import qdq_onnx
+
+        onnx.save(qdq_onnx(self.qgraph, self.name), str(path))
+        self.onnx_path = Path(path).resolve()
+        return self.onnx_path
+
+    def tolerance(self) -> dict:
+        s = self.qgraph.qparams[self.qgraph.output][0]
+        return {"atol": INT8_TOLERANCE_STEPS * s, "rtol": 0.0, "int8_output_scale": s,
+                "int8_steps": INT8_TOLERANCE_STEPS}
+
+
+def load_calibration(spec: str, input_shape: tuple[int, ...]) -> tuple[np.ndarray, dict, Any]:
+    """(samples (N, *input_shape[1:]) float32, description, dataset or None) from a dataset name or .npy folder."""
+    from edgecc.models.datasets import DATASETS, get_dataset
+
+    if not spec:
+        raise ModelError("--quantize int8 needs calibration samples: pass --calibration DATASET (one of "
+                         f"{', '.join(DATASETS)}) or --calibration DIR (a folder of .npy input samples)")
+    path = Path(spec)
+    if spec in DATASETS or not path.exists() and "/" not in spec and "." not in spec:
+        ds = get_dataset(spec)
+        samples = ds.calibration[:MAX_CALIBRATION_SAMPLES]
+        _check_shape(samples, input_shape, f"dataset {spec!r}")
+        return samples, {"source": f"dataset {spec}", "samples": len(samples), "description": ds.description}, ds
+    if not path.is_dir():
+        raise ModelError(f"calibration folder {spec} does not exist; give a folder of .npy files or a dataset name")
+    files = sorted(path.glob("*.npy"))
+    if not files:
+        raise ModelError(f"calibration folder {spec} has no .npy files")
+    arrays = []
+    for f in files:
+        try:
+            a = np.load(f, allow_pickle=False)
+        except ValueError as e:
+            raise ModelError(f"{f} is not a plain .npy array: {e}") from None
+        a = np.asarray(a, dtype=np.float32)
+        arrays.append(a[None] if a.shape == tuple(input_shape[1:]) else a)
+    samples = np.concatenate([a.reshape(-1, *a.shape[1:]) for a in arrays])[:MAX_CALIBRATION_SAMPLES]
+    _check_shape(samples, input_shape, f"calibration folder {spec}")
+    return samples, {"source": f"folder {spec}", "samples": len(samples), "files": len(files)}, None
+
+
+def _check_shape(samples, input_shape, what):
+    if tuple(samples.shape[1:]) != tuple(input_shape[1:]):
+        raise ModelError(f"{what} has samples of shape {list(samples.shape[1:])}; the model takes "
+                         f"{list(input_shape[1:])} (per sample)")
+
+
+def quantize_model(loaded: LoadedModel, scheme: str, calibration: str) -> QuantizedModel:
+    """Static post-training quantization of `loaded` (a PyTorch model) with samples from `calibration`."""
+    from edgecc.compiler.quantize import calibrate, capture_graph, qdq_module, quantize_graph
+
+    if scheme not in SCHEMES:
+        raise ModelError(f"unknown quantization {scheme!r}; supported: {', '.join(SCHEMES)}")
+    if loaded.module is None:
+        raise ModelError(f"--quantize needs a PyTorch nn.Module (a zoo name or a .py:factory); {loaded.source} is "
+                         f"a {loaded.kind} model")
+    if len(loaded.example_inputs) != 1:
+        raise ModelError("--quantize supports one-input models")
+    import torch
+
+    x0 = loaded.example_inputs[0]
+    samples, cal_info, dataset = load_calibration(calibration, x0.shape)
+    g = capture_graph(loaded.module, torch.from_numpy(x0))
+    quantize_graph(g, calibrate(g, samples))
+    cal_info["observer"] = "min/max"
+    q = QuantizedModel(**{f.name: getattr(loaded, f.name) for f in dataclasses.fields(LoadedModel)},
+                       qgraph=g, fp32=loaded, calibration=cal_info, dataset=_eval_dataset(loaded, dataset))
+    q.kind, q.input_names, q.output_names = "onnx", ["input"], ["output"]
+    q._qdq = qdq_module(g)
+    return q
+
+
+def _eval_dataset(loaded, dataset):
+    """The labelled split accuracy is measured on: the calibration dataset, or the one the zoo model names."""
+    if dataset is not None:
+        return dataset
+    from edgecc.models import list_models
+    from edgecc.models.datasets import get_dataset
+
+    spec = list_models().get(loaded.source)
+    return get_dataset(spec.dataset) if spec is not None and spec.dataset else None
+
+
+def predict_all(runner, x: np.ndarray) -> np.ndarray:
+    """Outputs of a runner on every sample of x (N, ...): its batch method when it has one (the micro firmware
+    runs them all in one boot), else one call per sample."""
+    if hasattr(runner, "run_many"):
+        return runner.run_many(x)
+    return np.concatenate([runner.run([x[i:i + 1]])[0] for i in range(len(x))])
+
+
+def quantization_report(model: QuantizedModel, artifact_outputs: np.ndarray | None, where: str) -> dict:
+    """The manifest's `quantization` section (artifact_outputs: the artifact on the held-out inputs)."""
+    import torch
+
+    g = model.qgraph
+    s_out, zp_out = g.qparams[g.output]
+    rep = {
+        "scheme": "int8 static post-training: per-channel symmetric int8 weights, per-tensor asymmetric int8 "
+                  "activations, int32 bias, fixed-point requantization (TFLite arithmetic)",
+        "calibration": model.calibration,
+        "output_qparams": {"scale": s_out, "zero_point": zp_out},
+        "weights_bytes": {"fp32": g.fp32_weight_bytes(), "int8": g.weight_bytes()},
+        "tolerance_vs_int8_reference": f"{INT8_TOLERANCE_STEPS} output quantization steps "
+                                       f"({INT8_TOLERANCE_STEPS * s_out:.4g})",
+    }
+    ds = model.dataset
+    if ds is None:
+        rep["accuracy"] = "not measured: no labelled dataset for this model"
+        return rep
+    x, y = ds.x_test, ds.y_test
+    with torch.no_grad():
+        fp32 = model.fp32.module(torch.from_numpy(x)).numpy()
+        qdq = model._qdq(torch.from_numpy(x)).numpy()
+    acc = lambda o: round(float(np.mean(np.argmax(o, axis=1) == y)), 4)  # noqa: E731
+    rep["accuracy"] = {"dataset": ds.name, "split": "held-out test", "samples": int(len(y)),
+                       "fp32_pytorch": acc(fp32), "int8_pytorch_reference": acc(qdq)}
+    if artifact_outputs is not None:
+        rep["accuracy"]["int8_artifact"] = acc(artifact_outputs)
+        rep["accuracy"]["int8_artifact_ran_on"] = where
+        rep["accuracy"]["drop_points_vs_fp32"] = round(100 * (acc(fp32) - acc(artifact_outputs)), 2)
+        rep["max_abs_error_vs_fp32"] = float(np.max(np.abs(artifact_outputs - fp32)))
+        rep["max_abs_error_vs_int8_reference"] = float(np.max(np.abs(artifact_outputs - qdq)))
+        rep["max_error_steps_vs_int8_reference"] = round(rep["max_abs_error_vs_int8_reference"] / s_out, 2)
+        from edgecc.compiler.quantize import run_int8
+
+        # 0 steps: bit-exact with TFLite arithmetic (the micro kernels); IREE/TVM requantize in float
+        rep["max_error_steps_vs_integer_reference"] = round(
+            float(np.max(np.abs(artifact_outputs - run_int8(g, x)))) / s_out, 2)
+        rep["top1_agreement_with_fp32"] = round(float(np.mean(np.argmax(artifact_outputs, 1) == np.argmax(fp32, 1))), 4)
+    else:
+        rep["accuracy"]["int8_artifact"] = f"not run: {where}"
+    return rep
