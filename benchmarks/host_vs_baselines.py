@@ -35,7 +35,6 @@ LABELS = {"ort": "ONNX Runtime", "torch": "PyTorch eager", "iree": "edgecc IREE"
 def _worker_baseline(kind: str, model: str, threads: int, warmup: int, iters: int, budget_s: float,
                      onnx_path: str) -> dict:
     import numpy as np
-
     from edgecc.models.zoo import get_model
 
     module, inputs = get_model(model).factory()
@@ -116,13 +115,12 @@ def prepare(model: str, runtimes, work: Path, rebuild: bool) -> dict:
         m = json.loads((out / "manifest.json").read_text())
         facts[backend] = {"bundle": str(out), "compile_s": m["compile"]["seconds"],
                           "max_abs_error": m["validation"].get("max_abs_error"),
-                          "validation": m["validation"]["status"], "flags": m["artifact"]["flags"],
+                          "validation": m["validation"]["status"], "flags": m["compile"]["flags"],
                           "version": m["versions"].get("iree-base-compiler" if backend == "iree" else "apache-tvm")}
     if "ort" in runtimes:
         onnx_path = work / f"{model}.onnx"
         if rebuild or not onnx_path.exists():
             import torch
-
             from edgecc.models.zoo import get_model
 
             module, inputs = get_model(model).factory()

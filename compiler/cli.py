@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from edgecc.compiler.errors import EdgeccError
@@ -56,6 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--calibration", default="", metavar="DATASET|DIR",
                    help="calibration samples for --quantize: a dataset name (digits) or a folder of .npy inputs")
     c.add_argument("--json", action="store_true", help="print the manifest as JSON")
+
+    tu = sub.add_parser("tune", help="tune a model's TVM workloads with MetaSchedule into the target's database")
+    tu.add_argument("model", help="zoo name, path/file.py:factory, model.pt2 or model.onnx")
+    tu.add_argument("--target", "-t", default="host", help="a CPU target (tuning measures on this machine)")
+    tu.add_argument("--trials", type=int, default=200, help="measurement trials over all the model's workloads")
+    tu.add_argument("--database", help="database folder (default: targets/tuning/<target>/, used by compile)")
+    tu.add_argument("--input-shape", action="append", type=_shape, help="input shape (repeat per input)")
+    tu.add_argument("--seed", type=int, default=0)
 
     m = sub.add_parser("build", help="build a models x targets x backends matrix (CI); writes summary.json/.md")
     m.add_argument("--config", help="TOML with models / targets / backends / jobs / output")
@@ -167,6 +176,31 @@ def cmd_compile(args) -> int:
     return 0
 
 
+def cmd_tune(args) -> int:
+    from edgecc.compiler import tvm_tune
+    from edgecc.compiler.backends.tvm import TvmBackend, resolve_tvm_target
+    from edgecc.compiler.errors import TargetError
+    from edgecc.compiler.frontends import load_model
+    from edgecc.targets import get_target
+
+    target = get_target(args.target)
+    cfg = target.backend("tvm")
+    tvm_target = resolve_tvm_target(cfg)
+    if tvm_target.get("kind") != "llvm" or cfg.cross_compiler:
+        raise TargetError(f"edgecc tune measures on this machine: target {target.name} ({tvm_target.get('kind')}"
+                          f"{', ' + cfg.cross_compiler if cfg.cross_compiler else ''}) does not run here; "
+                          "tune on the device's own machine")
+    model = load_model(args.model, input_shapes=args.input_shape)
+    mod, _ = TvmBackend()._import(model)
+    db = Path(args.database) if args.database else tvm_tune.database_dir(target.name)
+    t0 = time.perf_counter()
+    result = tvm_tune.tune(mod, tvm_target, db, args.trials, seed=args.seed)
+    print(f"tuned {model.name} for {target.name}: {result['trials']} trials in {time.perf_counter() - t0:.0f}s; "
+          f"database {db}: {result['records_before']} -> {result['records_after']} records "
+          "(edgecc compile --backend tvm applies it)")
+    return 0
+
+
 def cmd_build(args) -> int:
     from edgecc.compiler.matrix import load_config, plan_cells, run_matrix
 
@@ -230,7 +264,6 @@ def cmd_verify(args) -> int:
 
 def cmd_run(args) -> int:
     import numpy as np
-
     from edgecc.compiler.bundle import Bundle
     from edgecc.compiler.errors import ModelError
 
@@ -311,5 +344,5 @@ def cmd_trtexec_report(args) -> int:
     return 0
 
 
-COMMANDS = {"trtexec-report": cmd_trtexec_report, "build": cmd_build, "compile": cmd_compile, "targets": cmd_targets, "models": cmd_models, "verify": cmd_verify,
-            "run": cmd_run, "bench": cmd_bench}
+COMMANDS = {"compile": cmd_compile, "build": cmd_build, "tune": cmd_tune, "targets": cmd_targets, "models": cmd_models,
+            "verify": cmd_verify, "run": cmd_run, "bench": cmd_bench, "trtexec-report": cmd_trtexec_report}

@@ -37,8 +37,17 @@ class TvmBackend:
         cfg = target.backend("tvm")
         mod, import_call = self._import(model)
         tvm_target = resolve_tvm_target(cfg)
+        tuning: dict = {}
         try:
-            executable = tvm.compile(mod, target=tvm.target.Target(tvm_target))
+            if tvm_target.get("kind") == "llvm":
+                # CPU: the target's MetaSchedule database where it has one, default schedules for the rest
+                from edgecc.compiler import tvm_tune
+
+                db = Path(options.options["tuning_db"]) if options.options.get("tuning_db") else \
+                    tvm_tune.database_dir(target.name)
+                executable, tuning = tvm_tune.build(mod, tvm_target, db)
+            else:
+                executable = tvm.compile(mod, target=tvm.target.Target(tvm_target))
         except Exception as e:
             _raise_if_unsupported(str(e))
             raise
@@ -49,10 +58,12 @@ class TvmBackend:
             executable.export_library(str(so), fcompile=cc.cross_compiler(cfg.cross_compiler))
         else:
             executable.export_library(str(so))
-        calls = [import_call,
-                 f"tvm.compile(mod, target=tvm.target.Target({tvm_target!r})).export_library('model.so'"
-                 + (f", fcompile=tvm.support.cc.cross_compiler({cfg.cross_compiler!r}))" if cfg.cross_compiler else ")")]
-        info = {"device": cfg.driver or "cpu", "function": "main", "tvm_target": tvm_target}
+        db_arg = repr(tuning.get("tuning_database"))
+        build_call = (f"edgecc.compiler.tvm_tune.build(mod, {tvm_target!r}, {db_arg})" if tuning
+                      else f"tvm.compile(mod, target=tvm.target.Target({tvm_target!r}))")
+        fcompile = f", fcompile=tvm.support.cc.cross_compiler({cfg.cross_compiler!r})" if cfg.cross_compiler else ""
+        calls = [import_call, f"{build_call}.export_library('model.so'{fcompile})"]
+        info = {"device": cfg.driver or "cpu", "function": "main", "tvm_target": tvm_target, **tuning}
         files = ["model.so"]
         if cfg.cross_compiler and tvm_target.get("mtriple", "").startswith("aarch64") and info["device"] == "cpu":
             # the bundle carries a native aarch64 runner + run.sh/bench.sh: the same ones run under qemu here
@@ -120,7 +131,6 @@ def precompile_cuda(executable, arch: str, workdir: Path) -> tuple[dict, list[st
     """Compile the CUDA source TVM embedded in `executable` to a cubin for `arch` with nvcc, here, so the arch
     is checked at build time. (TVM 0.27's CUDA runtime still JIT-compiles the embedded source at load.)"""
     import tvm_ffi
-
     from edgecc.compiler.tools import run_tool
 
     def walk(m):

@@ -1,0 +1,220 @@
+"""TVM tuning: MetaSchedule databases per target, applied automatically at compile time, and default CPU
+schedules for what no database covers.
+
+A database lives in `targets/tuning/<target>/` (MetaSchedule's JSON database: `database_workload.json` +
+`database_tuning_record.json`). Records are keyed by the fused TIR workload (structural hash), so every model
+that shares a layer shape with a tuned one reuses its schedule. `edgecc tune MODEL --target T` tunes the
+model's workloads and merges the best records into that folder (or `--database DIR`).
+
+Functions the database does not cover get a default schedule instead of TVM's naive single-threaded loops:
+dlight's CPU GEMV/reduction rules (and, opt-in, `CpuParallel` below: outer spatial loops fused and
+parallelized, the innermost loop vectorized in element-wise blocks; measured slower on small layers here).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from edgecc.compiler.errors import TargetError
+
+TUNING_ROOT = Path(__file__).resolve().parents[1] / "targets" / "tuning"
+WORKLOADS, RECORDS = "database_workload.json", "database_tuning_record.json"
+
+
+def database_dir(target_name: str) -> Path:
+    return TUNING_ROOT / target_name
+
+
+def has_database(path: Path) -> bool:
+    return (path / WORKLOADS).is_file() and (path / RECORDS).is_file()
+
+
+def open_database(path: Path):
+    from tvm.s_tir import meta_schedule as ms
+
+    return ms.database.JSONDatabase(path_workload=str(path / WORKLOADS), path_tuning_record=str(path / RECORDS),
+                                    allow_missing=True, module_equality="structural")
+
+
+def _cpu_parallel_rule():
+    from tvm import s_tir, tirx
+    from tvm.s_tir import dlight as dl
+    from tvm.s_tir.dlight.analysis import get_sblock_info
+
+    @dl.ScheduleRule.from_callable("CpuParallel")
+    def cpu_parallel(func: tirx.PrimFunc, target, tunable: bool):
+        if not isinstance(func, tirx.PrimFunc) or target.kind.name != "llvm":
+            return None
+        sch = s_tir.Schedule(func)
+        try:
+            blocks = sch.get_child_blocks(sch.get_sblock("root"))
+        except Exception:  # no root block: leave it to TVM
+            return None
+        changed = False
+        for block in blocks:
+            loops = sch.get_loops(block)
+            if not loops or len(loops) != len(sch.get(block).iter_vars):
+                continue  # not the one-loop-per-iterator form legalization produces
+            kinds = [it.kind for it in get_sblock_info(sch, block).iters]
+            n_outer = next((i for i, k in enumerate(kinds) if k != "S"), len(kinds))
+            if n_outer == 0:
+                continue
+            inner = sch.get(loops[-1]).extent
+            if n_outer == len(loops) and len(loops) > 1 and isinstance(inner, tirx.IntImm) and inner.value <= 64:
+                # element-wise: innermost loop vectorized, the others fused and parallel
+                outer = sch.fuse(*loops[:-1]) if len(loops) > 2 else loops[0]
+                sch.parallel(outer)
+                sch.vectorize(loops[-1])
+            else:
+                sch.parallel(sch.fuse(*loops[:n_outer]) if n_outer > 1 else loops[0])
+            changed = True
+        return sch if changed else None
+
+    return cpu_parallel
+
+
+def default_cpu_schedule():
+    """The pass scheduling every function no tuning record covers (CPU targets)."""
+    from tvm.s_tir import dlight as dl
+
+    rules = [dl.cpu.GEMV(), dl.cpu.Reduction()] + ([_cpu_parallel_rule()] if _parallel_enabled() else [])
+    return dl.ApplyDefaultSchedule(*rules)
+
+
+def _parallel_enabled() -> bool:
+    """CpuParallel is off by default: measured on the 2-core host it made untuned resnet8 slower (8.1 -> 13.3 ms
+    one thread; LLVM already vectorizes the naive loops, and the parallel regions cost more than they save on
+    these small layers). EDGECC_TVM_CPU_PARALLEL=1 turns it on for experiments."""
+    import os
+
+    return os.environ.get("EDGECC_TVM_CPU_PARALLEL") == "1"
+
+
+def build(mod, tvm_target, database_path: Path | None):
+    """tvm.compile with the tuning database (when given) and default CPU schedules for the rest. Returns
+    (executable, facts for the manifest)."""
+    import tvm
+    from tvm import relax
+    from tvm.relax.transform import MetaScheduleApplyDatabase
+
+    target = tvm.target.Target(tvm_target)
+    cpu = target.kind.name == "llvm"
+    rules = "dlight cpu GEMV/Reduction" + (" + CpuParallel" if _parallel_enabled() else "")
+    facts: dict = {"default_schedules": rules if cpu else "TVM default"}
+    database = open_database(database_path) if database_path and has_database(database_path) else None
+    applied: list[str] = []
+
+    @tvm.transform.module_pass(opt_level=3)
+    def pipeline(mod, _ctx):
+        mod = fuse(mod, target)
+        if database is not None:
+            before = {gv.name_hint for gv, f in mod.functions_items() if _scheduled(f)}
+            mod = MetaScheduleApplyDatabase()(mod)
+            applied.extend(sorted({gv.name_hint for gv, f in mod.functions_items() if _scheduled(f)} - before))
+        if cpu:
+            mod = default_cpu_schedule()(mod)
+        return tvm.transform.Sequential(_lower_passes(target))(mod)
+
+    if database is not None:
+        with target, database, tvm.transform.PassContext(opt_level=3):
+            ex = relax.build(mod, target=target, relax_pipeline=pipeline)
+        facts["tuning_database"] = str(database_path)
+        facts["tuned_functions"] = len(applied)
+    else:
+        with target, tvm.transform.PassContext(opt_level=3):
+            ex = relax.build(mod, target=target, relax_pipeline=pipeline)
+    return ex, facts
+
+
+def fuse(mod, target):
+    """Legalize and fuse: the TIR functions tuning records are keyed by (same passes when tuning and building)."""
+    import tvm
+    from tvm import relax
+
+    t = relax.transform
+    return tvm.transform.Sequential([*_dispatch_passes(target), t.LegalizeOps(), t.AnnotateTIROpPattern(),
+                                     t.FoldConstant(), t.FuseOps(), t.FuseTIR()])(mod)
+
+
+def _dispatch_passes(target) -> list:
+    from tvm.relax import pipeline as rp
+
+    try:
+        return list(rp.library_dispatch_passes(target))
+    except (ValueError, AttributeError):
+        return []
+
+
+def _lower_passes(target) -> list:
+    """Relax's own dataflow-lowering and finalization passes for the target (the CPU backend's module does not
+    export them in TVM 0.27: the list below is the same as its pipeline's)."""
+    from tvm import relax
+    from tvm.relax import pipeline as rp
+
+    try:
+        return list(rp.dataflow_lower_passes(target)) + list(rp.finalize_passes(target))
+    except (ValueError, AttributeError):
+        t = relax.transform
+        return [t.RewriteDataflowReshape(), t.ToNonDataflow(), t.RemovePurityChecking(), t.CallTIRRewrite(),
+                t.StaticPlanBlockMemory(), t.LowerAllocTensor(), t.KillAfterLastUse(), t.LowerRuntimeBuiltin(),
+                t.ComputePrimValue(), t.VMShapeLower(), t.AttachGlobalSymbol()]
+
+
+def _scheduled(func) -> bool:
+    from tvm import tirx
+
+    if not isinstance(func, tirx.PrimFunc) or func.attrs is None:
+        return False
+    return bool(func.attrs.get("tirx.is_scheduled", False)) or bool(func.attrs.get("tir.is_scheduled", False))
+
+
+def tune(mod, tvm_target: dict, database_path: Path, trials: int, seed: int = 0) -> dict:
+    """Tune the module's workloads with MetaSchedule (local builder and runner: this machine), then merge the
+    records into `database_path`, keeping the faster record per workload."""
+    import tvm
+    from tvm.s_tir import meta_schedule as ms
+
+    if trials < 1:
+        raise TargetError(f"--trials {trials}: give a positive number of measurement trials")
+    target = tvm.target.Target(tvm_target)
+    with tempfile.TemporaryDirectory(prefix="edgecc-tune-") as tmp:
+        with target:
+            fused = fuse(mod, target)
+        ms.relax_integration.tune_relax(fused, params={}, target=target, work_dir=tmp, max_trials_global=trials,
+                                        num_trials_per_iter=min(64, trials), seed=seed)
+        new = open_database(Path(tmp))
+        records = new.get_all_tuning_records()
+        database_path.mkdir(parents=True, exist_ok=True)
+        merged = _merge(database_path, records)
+    return {"trials": trials, "records": len(records), "database": str(database_path), **merged}
+
+
+def _merge(database_path: Path, records) -> dict:
+    """Merge tuning records into the database folder (written to a temp copy, then moved into place)."""
+    with tempfile.TemporaryDirectory(prefix="edgecc-db-", dir=database_path.parent) as tmp:
+        staged = Path(tmp)
+        for name in (WORKLOADS, RECORDS):
+            if (database_path / name).exists():
+                shutil.copy(database_path / name, staged / name)
+        db = open_database(staged)
+        before = len(db.get_all_tuning_records())
+        for rec in records:
+            ws = db.commit_workload(rec.workload.mod)
+            db.commit_tuning_record(type(rec)(rec.trace, ws, rec.run_secs, rec.target, rec.args_info))
+        after = len(db.get_all_tuning_records())
+        for name in (WORKLOADS, RECORDS):
+            shutil.move(str(staged / name), database_path / name)
+    return {"records_before": before, "records_after": after}
+
+
+def summarize_database(path: Path) -> dict:
+    if not has_database(path):
+        return {"database": str(path), "workloads": 0, "records": 0}
+    n_work = sum(1 for line in (path / WORKLOADS).read_text().splitlines() if line.strip())
+    n_rec = sum(1 for line in (path / RECORDS).read_text().splitlines() if line.strip())
+    return {"database": str(path), "workloads": n_work, "records": n_rec,
+            "bytes": (path / WORKLOADS).stat().st_size + (path / RECORDS).stat().st_size,
+            "sample": json.loads((path / RECORDS).read_text().splitlines()[0])[0] if n_rec else None}
