@@ -328,13 +328,13 @@ def cmd_bench(args) -> int:
     first = bundles[0].path
     out = Path(args.json_out) if args.json_out else (
         first.with_name(first.name + ".bench.json") if len(bundles) == 1 else first.parent / "bench.json")
-    out.write_text(json.dumps(doc, indent=2) + "\n")
+    _write(out, json.dumps(doc, indent=2) + "\n")
     if args.markdown:
-        Path(args.markdown).write_text(to_markdown(doc))
+        _write(args.markdown, to_markdown(doc))
     if args.html:
         from edgecc.runtime.report_html import to_html
 
-        Path(args.html).write_text(to_html(doc))
+        _write(args.html, to_html(doc))
     if args.format == "json":
         print(json.dumps(doc))
     elif args.format == "markdown":
@@ -410,18 +410,27 @@ def cmd_report(args) -> int:
 
     doc = load_reports(args.paths)
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps(doc, indent=2) + "\n")
+        _write(args.json_out, json.dumps(doc, indent=2) + "\n")
     if args.markdown:
         md = to_markdown(doc)
         if args.markdown == "-":
             print(md, end="")
         else:
-            Path(args.markdown).write_text(md)
+            _write(args.markdown, md)
     out = Path(args.output or "report.html")
-    out.write_text(to_html(doc))
+    _write(out, to_html(doc))
     if args.markdown != "-":
         print(f"{out}  ({len(doc['runs'])} run(s) from {len(doc['sources'])} report(s))")
     return 0
+
+
+def _write(path, text: str) -> None:
+    """Write a report file whole (temp file + rename), creating its folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 class _progress:

@@ -44,7 +44,7 @@ class SshDevice:
         return [*argv, self.target, command]
 
     def run(self, command: str, timeout: float, stdin: bytes | None = None, check: bool = True,
-            error=DeviceRunError) -> subprocess.CompletedProcess:
+            error=DeviceRunError, what: str = "") -> subprocess.CompletedProcess:
         """Run a shell command on the device. A lost connection or a timeout raises DeviceError; a non-zero
         exit of the command itself raises `error` (when check)."""
         argv = self.argv(command)
@@ -58,7 +58,7 @@ class SshDevice:
             raise DeviceError(f"{self.device.text}: ssh failed: {err[-1] if err else 'connection lost'}")
         if check and proc.returncode != 0:
             err = proc.stderr.decode(errors="replace").strip().splitlines()
-            raise error(f"{self.device.text}: `{command[:120]}` exited {proc.returncode}: "
+            raise error(f"{self.device.text}: {what or '`' + command[:120] + '`'} exited {proc.returncode}: "
                         f"{err[-1] if err else '(no stderr)'}")
         return proc
 
@@ -207,12 +207,12 @@ def deploy_ssh(bundle, device: Device, options: SshOptions, timeout: float = 900
         cmd = (f"([ -x {v}/bin/python ] || {shlex.quote(options.python)} -m venv {v}) && "
                f"{v}/bin/python -m pip install -q --disable-pip-version-check {pip} {shlex.quote(f'{pkg}=={ver}')}")
         say(f"installing {pkg}=={ver} into {venv}")
-        ssh.run(cmd, timeout, error=DeviceInstallError)
+        ssh.run(cmd, timeout, error=DeviceInstallError, what=f"pip install {pkg}=={ver} into {venv}")
         install = "installed"
 
     out = ".edgecc-deploy-out"
     ssh.run(f"{env_prefix(venv)}cd {shlex.quote(rdir)} && rm -rf {out} && timeout {int(timeout)} sh run.sh {out}",
-            timeout + 15, error=DeviceRunError)
+            timeout + 15, error=DeviceRunError, what="run.sh (one inference on the reference input)")
     outputs = [np.load(io.BytesIO(ssh.read_file(f"{rdir}/{out}/output_{i}.npy")), allow_pickle=False)
                for i in range(len(bundle.manifest["io"]["outputs"]))]
     from edgecc.runtime.deploy import compare_outputs
