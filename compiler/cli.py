@@ -359,7 +359,7 @@ def cmd_bench(args) -> int:
                                  f"edgecc {b['speedup']:.2f}x faster" if b["speedup"] and b["speedup"] >= 1 else
                                  f"edgecc {1 / b['speedup']:.2f}x slower" if b["speedup"] else ""))
                 else:
-                    rows.append((f"  {b['name']}", "", "", r["device"]["spec"], "", "", "", "", "", "", "", b["reason"]))
+                    rows.append((f"  {b['name']}", "", "", r["device"]["spec"], *[""] * 7, b["reason"]))
         _table(["model", "target", "backend", "device", "unit", "min", "p50", "p90", "p99", "mean", "n",
                 "vs reference"], rows)
         methods = sorted({r["timing"]["method"] for r in runs if r["timing"]})
@@ -481,5 +481,5 @@ def _table(header, rows) -> None:
     Console(width=160).print(table)
 
 
-COMMANDS = {"build": cmd_build, "compile": cmd_compile, "targets": cmd_targets, "models": cmd_models, "verify": cmd_verify,
-            "run": cmd_run, "bench": cmd_bench, "deploy": cmd_deploy, "report": cmd_report}
+COMMANDS = {"build": cmd_build, "compile": cmd_compile, "targets": cmd_targets, "models": cmd_models,
+            "verify": cmd_verify, "run": cmd_run, "bench": cmd_bench, "deploy": cmd_deploy, "report": cmd_report}

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from edgecc.runtime.stats import Timing, summarize
 
 BASELINES = {"ort": "onnxruntime", "torch": "pytorch-eager"}

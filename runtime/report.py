@@ -100,7 +100,7 @@ def failed_record(bundle, device: dict, error: str) -> dict:
 
 def make_report(runs: list[dict], env: dict | None = None, warmup: int | None = None,
                 iters: int | None = None) -> dict:
-    return {"schema": SCHEMA, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    return {"schema": SCHEMA, "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             "environment": env if env is not None else environment(),
             "settings": {"warmup": warmup, "iterations": iters}, "runs": runs}
 
@@ -195,7 +195,8 @@ def to_markdown(doc: dict) -> str:
     lines += [f"[{i + 1}] {m}" for i, m in enumerate(methods)]
     env = doc.get("environment", {})
     if env:
-        lines.append(f"\nHost: {env.get('cpu', '?')} ({env.get('cpu_count', '?')} CPUs), {env.get('distro') or env.get('os')}, "
+        lines.append(f"\nHost: {env.get('cpu', '?')} ({env.get('cpu_count', '?')} CPUs), "
+                     f"{env.get('distro') or env.get('os')}, "
                      f"Python {env.get('python')}; " + ", ".join(f"{k} {v}" for k, v in env.get("tools", {}).items()))
     return "\n".join(lines) + "\n"
 

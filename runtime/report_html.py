@@ -13,7 +13,6 @@ import json
 
 import numpy as np
 
-
 COLORS = ["#3b6ea8", "#d1742b", "#4b9a55", "#b8454a", "#7a5aa6", "#8c6d46", "#c0609a", "#6b7b8c"]
 W, ROW, LEFT, RIGHT = 900, 34, 300, 40
 
@@ -73,8 +72,9 @@ def latency_plot(runs: list[dict], unit: str) -> str:
                      f'{html.escape(_label(r))}{" (partial)" if r["timing"].get("partial") else ""}</text>'
                      f'<line class="whisker" x1="{scale(p10):.1f}" y1="{yc}" x2="{scale(p90):.1f}" y2="{yc}" '
                      f'stroke="{c}"/>'
-                     f'<rect class="box" x="{scale(p25):.1f}" y="{yc - 9}" width="{max(scale(p75) - scale(p25), 1):.1f}"'
-                     f' height="18" fill="{c}" fill-opacity="0.25" stroke="{c}"/>'
+                     f'<rect class="box" x="{scale(p25):.1f}" y="{yc - 9}" '
+                     f'width="{max(scale(p75) - scale(p25), 1):.1f}" height="18" fill="{c}" fill-opacity="0.25" '
+                     f'stroke="{c}"/>'
                      f'<line class="median" x1="{scale(p50):.1f}" y1="{yc - 11}" x2="{scale(p50):.1f}" '
                      f'y2="{yc + 11}" stroke="{c}" stroke-width="2.5"/>')
         for v in s:
@@ -202,15 +202,17 @@ def _table(runs: list[dict]) -> str:
             art = f"flash {r['memory']['flash_bytes'] / 1024:.0f} KiB, RAM {r['memory']['ram_bytes'] / 1024:.0f} KiB"
         num = r.get("numerics") or {}
         err = f"{num['max_abs_error']:.1e}" if num.get("max_abs_error") is not None else num.get("status", "–")
+        why = r.get("reason") or (t or {}).get("partial_reason", "")
         status = r["status"] if r["status"] == "ok" else \
-            f'<span class="partial">{html.escape(r["status"] + ": " + (r.get("reason") or (t or {}).get("partial_reason", "")))}</span>'
+            f'<span class="partial">{html.escape(r["status"] + ": " + why)}</span>'
         cells = [r["model"], r["target"], r["backend"], r["device"]["spec"], (t or {}).get("method", "–"),
                  (t or {}).get("unit", "–")]
         cells = [html.escape(str(c)) for c in cells]
         s, u = (t or {}).get("stats", {}), (t or {}).get("unit", "ms")
         cells += [_num(s.get(k), u) for k in ("min", "p50", "p90", "p99", "mean", "std")]
         cells += [f"{s.get('n', 0)} ({(t or {}).get('warmup', '–')})", status, art,
-                  f"{r['compile_seconds']:.1f} s" if r.get("compile_seconds") is not None else "–", html.escape(str(err)),
+                  f"{r['compile_seconds']:.1f} s" if r.get("compile_seconds") is not None else "–",
+                  html.escape(str(err)),
                   html.escape("; ".join(_baseline_text(b) for b in r.get("baselines", [])) or "–")]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return ('<table id="results"><thead><tr>' + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>"

@@ -17,7 +17,6 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
-
 from edgecc.compiler.errors import DeviceError, DeviceInstallError, DeviceRunError, TargetError
 from edgecc.runtime.devices import Device, SshOptions, run_chunked
 from edgecc.runtime.stats import SSH_IREE, SSH_TVM, Timing

@@ -3,15 +3,14 @@
 import json
 
 import pytest
-
 from edgecc.compiler.bundle import Bundle
 from edgecc.runtime.devices import bench_on_device, parse_device
+
 from tests.conftest import edgecc_cli
 from tests.integration.device_servers import start_tvm_rpc
 
 try:
     import tornado  # noqa: F401  (the tracker needs it)
-
     import tvm.rpc  # noqa: F401
     MISSING = ""
 except ImportError as e:
