@@ -384,7 +384,8 @@ def cmd_deploy(args) -> int:
     check = f"; one inference matches the reference (max abs err {err:.1e})" if err is not None else ""
     extra = f" (runtime {done['runtime']} in {done['venv']}: {done['install']}; {len(done['files_copied'])} file(s) " \
             f"copied, {done['files_unchanged']} unchanged)" if "runtime" in done else ""
-    print(f"{done.get('artifact', done['location'])}{extra}{check}")
+    ran = f" (ran in {done['where']})" if done.get("where") else ""
+    print(f"{done.get('artifact', done['location'])}{extra}{ran}{check}")
     return 0
 
 

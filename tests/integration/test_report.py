@@ -105,3 +105,18 @@ def test_report_compare_is_a_ci_gate(reports, tmp_path):
     assert r.returncode != 0 and "max abs error" in r.stdout
     r = edgecc_cli("report", "compare", base, reports / "runs" / "m4.json")
     assert r.returncode != 0 and "missing from the new report" in r.stdout
+
+
+def test_deploy_cortex_m_boots_in_qemu_and_a_board_says_what_is_missing(reports, tmp_path):
+    r = edgecc_cli("deploy", reports / "b-m4", "--device", "qemu")
+    assert r.returncode == 0, r.stderr
+    assert "firmware.elf" in r.stdout and "qemu-system-arm -M mps2-an386" in r.stdout
+    assert "matches the reference" in r.stdout
+    r = edgecc_cli("deploy", reports / "b-m4", "--device", "board")
+    assert r.returncode == 11 and "no flash command" in r.stderr
+    nucleo = edgecc.compile("cifar-cnn", target="cortex-m4", board="NUCLEO-L4R5ZI", output=tmp_path / "nucleo")
+    r = edgecc_cli("deploy", nucleo.path, "--device", "board:NUCLEO-L4R5ZI")
+    if shutil.which("pyocd"):
+        pytest.skip("pyocd is installed here; the missing-tool message is not exercised")
+    assert r.returncode == 11 and "pyocd is not installed (pip install pyocd)" in r.stderr
+    assert "pyocd flash --target stm32l4r5zitx firmware.hex" in r.stderr
