@@ -44,9 +44,17 @@ def _axis(lo: float, hi: float, y: float, unit: str, scale) -> str:
     return "".join(out)
 
 
-def latency_plot(runs: list[dict], unit: str) -> str:
-    """Box + strip plot of the raw samples, one row per artifact, shared axis per unit."""
-    rows = [r for r in runs if r.get("timing") and r["timing"]["unit"] == unit and r["timing"]["samples"]]
+def plot_group(timing: dict) -> str:
+    """Samples share an axis only when they measure the same kind of thing: device/host time, emulated time
+    (qemu-user: not device time) or emulator instructions."""
+    emulated = timing["method"].startswith("emulated")
+    return f"{'emulated-' if emulated else ''}{timing['unit']}"
+
+
+def latency_plot(runs: list[dict], group: str) -> str:
+    """Box + strip plot of the raw samples, one row per artifact, one shared axis per group."""
+    rows = [r for r in runs if r.get("timing") and plot_group(r["timing"]) == group and r["timing"]["samples"]]
+    unit = rows[0]["timing"]["unit"]
     allv = np.concatenate([np.asarray(r["timing"]["samples"], float) for r in rows])
     lo, hi = float(allv.min()), float(allv.max())
     pad = (hi - lo) * 0.05 or max(abs(hi) * 0.05, 1e-9)
@@ -56,7 +64,7 @@ def latency_plot(runs: list[dict], unit: str) -> str:
         return LEFT + (v - lo) / (hi - lo) * (W - LEFT - RIGHT)
 
     h = ROW * len(rows) + 60
-    parts = [f'<svg class="plot latency" id="latency-{unit}" xmlns="http://www.w3.org/2000/svg" '
+    parts = [f'<svg class="plot latency" id="latency-{group}" xmlns="http://www.w3.org/2000/svg" '
              f'viewBox="0 0 {W} {h}" width="{W}" height="{h}" role="img" '
              f'aria-label="latency distribution per artifact ({html.escape(unit)})">']
     rng = np.random.default_rng(0)
@@ -101,10 +109,10 @@ def baselines_plot(runs: list[dict]) -> str:
             bars.append((f"  {b['name']}", b["timing"]["stats"]["p50"], b["name"], b.get("speedup")))
     if not bars:
         return ""
-    hi = max(v for _, v, _, _ in bars) * 1.15
+    hi = max(v for _, v, _, _ in bars) * 1.05
 
-    def scale(v):
-        return LEFT + v / hi * (W - LEFT - RIGHT)
+    def scale(v):  # leaves room right of the longest bar for its value and speedup
+        return LEFT + v / hi * (W - LEFT - RIGHT - 230)
 
     h = 26 * len(bars) + 60
     names = sorted({k for _, _, k, _ in bars})
@@ -164,17 +172,18 @@ code{background:#f3f3f3;padding:1px 4px}"""
 
 def to_html(doc: dict, title: str = "edgecc benchmark report") -> str:
     runs = doc["runs"]
-    units = []
+    groups = []
     for r in runs:
-        if r.get("timing") and r["timing"]["unit"] not in units:
-            units.append(r["timing"]["unit"])
+        if r.get("timing") and plot_group(r["timing"]) not in groups:
+            groups.append(plot_group(r["timing"]))
     body = [f"<h1>{html.escape(title)}</h1>",
             f"<p>{len(runs)} run(s); created {html.escape(doc.get('created', ''))}; schema <code>{doc['schema']}</code>"
             "; raw samples are in the JSON report.</p>", "<h2>Results</h2>", _table(runs)]
-    for u in units:
-        heading = ("Latency distribution per artifact (ms)" if u == "ms" else
-                   "Emulated instruction counts per inference (QEMU icount — instructions, not time)")
-        body += [f"<h2>{heading}</h2>", latency_plot(runs, u)]
+    headings = {"ms": "Latency distribution per artifact (ms)",
+                "emulated-ms": "Emulated latency per artifact (qemu-aarch64 user mode on x86 — not device time)",
+                "instructions": "Emulated instruction counts per inference (QEMU icount — instructions, not time)"}
+    for g in groups:
+        body += [f"<h2>{headings.get(g, html.escape(g))}</h2>", latency_plot(runs, g)]
     bp = baselines_plot(runs)
     if bp:
         body += ["<h2>Against baselines (p50, same device, same run, each in its own process)</h2>", bp]
