@@ -5,9 +5,10 @@ PY := $(VENV)/bin/python
 EDGECC := $(VENV)/bin/edgecc
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Toolchains the later paths need: Cortex-M firmware and QEMU, aarch64 cross builds and qemu-user,
-# Vulkan (Mesa lavapipe) for the Mali generic build, sshd for the SSH device tests, shellcheck for the device scripts.
+# Vulkan (Mesa lavapipe) for the Mali generic build, sshd for the SSH device tests, shellcheck for the device
+# scripts, chromium to render reports.
 APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm qemu-user g++-aarch64-linux-gnu \
-	mesa-vulkan-drivers openssh-server shellcheck
+	mesa-vulkan-drivers openssh-server shellcheck chromium
 PYTEST_ARGS ?=
 
 .PHONY: setup apt venv demo test test-all bench clean
@@ -37,8 +38,11 @@ demo: setup
 	$(EDGECC) compile resnet8 --target cortex-m4 --board mps2-an386 -o build/resnet8-cortex-m4-micro
 	$(EDGECC) compile digits-cnn --target cortex-m4 --board mps2-an386 --quantize int8 --calibration digits \
 		-o build/digits-cnn-cortex-m4-int8
-	$(EDGECC) bench build/resnet8-host-iree build/resnet8-host-tvm --warmup 5 --iters 50 --json build/demo-bench.json
-	$(EDGECC) bench build/resnet8-cortex-m4-micro --warmup 1 --iters 3 --json build/demo-bench-cortex-m4.json
+	$(EDGECC) bench build/resnet8-host-iree build/resnet8-host-tvm --warmup 5 --iters 50 --baselines ort,torch \
+		--json build/reports/demo-bench.json
+	$(EDGECC) bench build/resnet8-cortex-m4-micro --device qemu --warmup 1 --iters 3 \
+		--json build/reports/demo-bench-cortex-m4.json
+	$(EDGECC) report build/reports -o build/report.html --markdown build/report.md
 
 test: setup
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)

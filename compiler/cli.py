@@ -12,7 +12,8 @@ from pathlib import Path
 from edgecc.compiler.errors import EdgeccError
 
 EPILOG = """exit codes: 0 ok, 1 error, 2 usage, 3 target/backend, 4 model, 5 unsupported op, 6 tool failed,
-7 validation mismatch, 8 bundle damaged, 9 over memory budget, 10 package missing, 11 cannot run here"""
+7 validation mismatch, 8 bundle damaged, 9 over memory budget, 10 package missing, 11 cannot run here,
+12 device unreachable / copy failed, 13 device install failed, 14 run on device failed"""
 
 
 def _shape(text: str) -> tuple[int, ...]:
@@ -95,8 +96,38 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--warmup", type=int, default=5)
     b.add_argument("--iters", "-n", type=int, default=50)
     b.add_argument("--threads", type=int, default=0, help="runtime threads (default: the runtime's)")
-    b.add_argument("--json", dest="json_out", help="write the timings JSON here (default: <bundle>.bench.json "
-                   "for one bundle, bench.json beside the first for several)")
+    b.add_argument("--json", dest="json_out", help="write the report JSON (schema edgecc.report/1) here (default: "
+                   "<bundle>.bench.json for one bundle, bench.json beside the first for several)")
+    b.add_argument("--device", "-d", help="host | qemu | ssh://user@host[:port] | rpc://tracker:port/key (default: "
+                   "where each bundle's runner runs from here)")
+    b.add_argument("--baselines", default="", help="comma-separated: ort,torch (ONNX Runtime, PyTorch eager; "
+                   "same device, own processes)")
+    b.add_argument("--chunk", type=int, default=0, help="remote devices: samples per round trip (default: 10)")
+    b.add_argument("--retries", type=int, default=2, help="remote devices: retries of a chunk that drops or hangs")
+    b.add_argument("--timeout", type=float, default=600, help="seconds one chunk may take before the device "
+                   "counts as hung")
+    b.add_argument("--markdown", help="also write the Markdown table here")
+    b.add_argument("--html", help="also write the HTML report here")
+    b.add_argument("--format", choices=["table", "json", "markdown"], default="table",
+                   help="what goes to stdout (json: the report, for CI logs)")
+    _ssh_args(b)
+
+    d = sub.add_parser("deploy", help="copy a bundle to a device, install its runtime, check one inference")
+    d.add_argument("bundle")
+    d.add_argument("--device", "-d", required=True, help="ssh://user@host[:port] | qemu | host | board[:NAME]")
+    d.add_argument("--timeout", type=float, default=900)
+    d.add_argument("--json", action="store_true", help="print what was done as JSON")
+    _ssh_args(d)
+
+    rp = sub.add_parser("report", help="merge reports into one page; `report compare BASE NEW` is the CI gate")
+    rp.add_argument("paths", nargs="+", metavar="DIR_OR_JSON", help="reports or folders of reports; or: "
+                    "compare BASE.json NEW.json")
+    rp.add_argument("-o", "--output", help="HTML page to write (default: report.html)")
+    rp.add_argument("--markdown", nargs="?", const="-", help="write Markdown here (- or no value: stdout)")
+    rp.add_argument("--json", dest="json_out", help="write the merged JSON here")
+    rp.add_argument("--max-regression", default="10%", help="compare: allowed p50 growth (default 10%%)")
+    rp.add_argument("--max-error-change", type=float, help="compare: allowed change of the max abs error vs the "
+                    "reference (default: the bundle's atol)")
 
     x = sub.add_parser("trtexec-report", help="turn trtexec output from a device (bench.sh of a tensorrt bundle) "
                        "into edgecc's latency report")
@@ -106,6 +137,26 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--json", dest="json_out", help="also write the report as JSON here")
     x.add_argument("--layers", type=int, default=10, help="slowest layers to show (default 10)")
     return p
+
+
+def _ssh_args(p) -> None:
+    g = p.add_argument_group("ssh devices")
+    g.add_argument("--identity", "-i", default="", help="private key (key auth only)")
+    g.add_argument("--known-hosts", default="", help="known_hosts file (host keys are always checked)")
+    g.add_argument("--ssh-option", action="append", default=[], metavar="KEY=VALUE", help="extra ssh -o option")
+    g.add_argument("--remote-dir", default="", help="bundle folder on the device (default ~/.edgecc/bundles/<name>)")
+    g.add_argument("--venv", default="", help="runtime venv on the device (default "
+                   "~/.edgecc/venvs/<package>-<version>)")
+    g.add_argument("--device-python", default="python3", help="interpreter on the device that creates the venv")
+    g.add_argument("--pip-arg", action="append", default=[], metavar="ARG",
+                   help="extra pip install argument on the device, e.g. --pip-arg=--find-links=/wheels (repeatable)")
+
+
+def _ssh_options(args):
+    from edgecc.runtime.devices import SshOptions
+
+    return SshOptions(identity=args.identity, known_hosts=args.known_hosts, extra=args.ssh_option,
+                      remote_dir=args.remote_dir, venv=args.venv, python=args.device_python, pip_args=args.pip_arg)
 
 
 def main(argv=None) -> int:
@@ -295,27 +346,175 @@ def cmd_run(args) -> int:
 
 def cmd_bench(args) -> int:
     from edgecc.compiler.bundle import Bundle
-    from edgecc.runtime.bench import bench_bundle
+    from edgecc.runtime.baselines import BASELINES, run_baselines
+    from edgecc.runtime.devices import bench_on_device, describe, parse_device
+    from edgecc.runtime.report import environment, failed_record, make_report, run_record, to_markdown
 
+    device = parse_device(args.device)
+    names = [n.strip() for n in args.baselines.split(",") if n.strip()]
+    unknown = [n for n in names if n not in BASELINES]
+    if unknown:
+        raise EdgeccError(f"unknown baseline {unknown[0]!r}; choose from {', '.join(BASELINES)}")
     bundles = [Bundle.load(p) for p in args.bundle]  # all verified before any is timed
-    reports, rows = [], []
-    for bundle in bundles:
-        timing = bench_bundle(bundle, warmup=args.warmup, iters=args.iters, threads=args.threads)
-        m, s = bundle.manifest, timing.stats()
-        reports.append({"bundle": str(bundle.path), "model": m["model"]["name"], "target": m["target"]["name"],
-                        "backend": m["backend"], "validation": m["validation"], "timing": timing.to_dict()})
-        fmt = (lambda x: f"{x:.3f}") if timing.unit == "ms" else (lambda x: f"{x:,.0f}")
-        rows.append((m["model"]["name"], m["target"]["name"], m["backend"], timing.unit, fmt(s["min"]),
-                     fmt(s["p50"]), fmt(s["p90"]), fmt(s["p99"]), fmt(s["mean"]), str(s["n"]),
-                     _check_text(m["validation"])))
+    remote = device is not None and device.kind in ("ssh", "rpc")
+    runs, rows, errors = [], [], []
+    with _progress(args, "benchmarking", len(bundles)) as step:
+        for bundle in bundles:
+            dev = describe(device, bundle)
+            step(f"{bundle.path.name} on {dev['spec']}")
+            try:
+                timing = bench_on_device(bundle, device, warmup=args.warmup, iters=args.iters, threads=args.threads,
+                                         ssh=_ssh_options(args), chunk=args.chunk or (10 if remote else 0),
+                                         timeout=args.timeout, retries=args.retries)
+            except EdgeccError as e:
+                if len(bundles) == 1:
+                    raise
+                errors.append(e)
+                runs.append(failed_record(bundle, dev, str(e)))
+                continue
+            base = run_baselines(bundle, names, dev["kind"], args.warmup, args.iters, args.threads,
+                                 timing.stats()["p50"] if timing.unit == "ms" else None) if names else []
+            runs.append(run_record(bundle, timing, dev, base))
+    doc = make_report(runs, environment(), args.warmup, args.iters)
     first = bundles[0].path
     out = Path(args.json_out) if args.json_out else (
         first.with_name(first.name + ".bench.json") if len(bundles) == 1 else first.parent / "bench.json")
-    out.write_text(json.dumps(reports[0] if len(reports) == 1 else {"runs": reports}, indent=2) + "\n")
-    _table(["model", "target", "backend", "unit", "min", "p50", "p90", "p99", "mean", "n", "vs reference"], rows)
-    methods = sorted({r["timing"]["method"] for r in reports})
-    print(f"method: {'; '.join(methods)}; warm-up {args.warmup}, iterations {args.iters}; raw samples -> {out}")
+    _write(out, json.dumps(doc, indent=2) + "\n")
+    if args.markdown:
+        _write(args.markdown, to_markdown(doc))
+    if args.html:
+        from edgecc.runtime.report_html import to_html
+
+        _write(args.html, to_html(doc))
+    if args.format == "json":
+        print(json.dumps(doc))
+    elif args.format == "markdown":
+        print(to_markdown(doc), end="")
+    else:
+        for r in runs:
+            t = r["timing"]
+            if not t:
+                rows.append((r["model"], r["target"], r["backend"], r["device"]["spec"], "-", "-", "-", "-", "-", "-",
+                             "0", f"failed: {r['reason']}"))
+                continue
+            s = t["stats"]
+            fmt = (lambda x: f"{x:.3f}") if t["unit"] == "ms" else (lambda x: f"{x:,.0f}")
+            status = _check_text(r["validation"]) + (f"; PARTIAL: {t['partial_reason']}" if t["partial"] else "")
+            rows.append((r["model"], r["target"], r["backend"], r["device"]["spec"], t["unit"], fmt(s["min"]),
+                         fmt(s["p50"]), fmt(s["p90"]), fmt(s["p99"]), fmt(s["mean"]), str(s["n"]), status))
+            for b in r["baselines"]:
+                if b["status"] == "ok":
+                    bs = b["timing"]["stats"]
+                    rows.append((f"  {b['name']}", "", "", r["device"]["spec"], "ms", fmt(bs["min"]), fmt(bs["p50"]),
+                                 fmt(bs["p90"]), fmt(bs["p99"]), fmt(bs["mean"]), str(bs["n"]),
+                                 f"edgecc {b['speedup']:.2f}x faster" if b["speedup"] and b["speedup"] >= 1 else
+                                 f"edgecc {1 / b['speedup']:.2f}x slower" if b["speedup"] else ""))
+                else:
+                    rows.append((f"  {b['name']}", "", "", r["device"]["spec"], *[""] * 7, b["reason"]))
+        _table(["model", "target", "backend", "device", "unit", "min", "p50", "p90", "p99", "mean", "n",
+                "vs reference"], rows)
+        methods = sorted({r["timing"]["method"] for r in runs if r["timing"]})
+        print(f"method: {'; '.join(methods)}; warm-up {args.warmup}, iterations {args.iters}; raw samples -> {out}")
+    if errors:
+        raise EdgeccError(f"{len(errors)} of {len(bundles)} bundle(s) failed: {errors[0]} (report: {out})")
     return 0
+
+
+def cmd_deploy(args) -> int:
+    from edgecc.compiler.bundle import Bundle
+    from edgecc.runtime.deploy import deploy
+    from edgecc.runtime.devices import parse_device
+
+    device = parse_device(args.device)
+    bundle = Bundle.load(args.bundle)
+    done = deploy(bundle, device, _ssh_options(args), timeout=args.timeout, log=_log(args))
+    if args.json:
+        print(json.dumps(done, indent=2))
+        return 0
+    err = done.get("max_abs_error")
+    check = f"; one inference matches the reference (max abs err {err:.1e})" if err is not None else ""
+    extra = f" (runtime {done['runtime']} in {done['venv']}: {done['install']}; {len(done['files_copied'])} file(s) " \
+            f"copied, {done['files_unchanged']} unchanged)" if "runtime" in done else ""
+    ran = f" (ran in {done['where']})" if done.get("where") else ""
+    print(f"{done.get('artifact', done['location'])}{extra}{ran}{check}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from edgecc.runtime.report import compare, load_report, load_reports, parse_percent, to_markdown
+
+    if args.paths[0] == "compare":
+        if len(args.paths) != 3:
+            raise EdgeccError("usage: edgecc report compare BASE.json NEW.json [--max-regression 10%]")
+        limit = parse_percent(args.max_regression)
+        failures, lines = compare(load_report(Path(args.paths[1])), load_report(Path(args.paths[2])), limit,
+                                  args.max_error_change)
+        for line in lines:
+            print(f"ok    {line}")
+        for line in failures:
+            print(f"FAIL  {line}")
+        if failures:
+            raise EdgeccError(f"{len(failures)} regression(s) beyond the gate (max regression {limit:.0%}): "
+                              f"{failures[0]}")
+        print(f"no regression beyond {limit:.0%} in {len(lines)} run(s)")
+        return 0
+    from edgecc.runtime.report_html import to_html
+
+    doc = load_reports(args.paths)
+    if args.json_out:
+        _write(args.json_out, json.dumps(doc, indent=2) + "\n")
+    if args.markdown:
+        md = to_markdown(doc)
+        if args.markdown == "-":
+            print(md, end="")
+        else:
+            _write(args.markdown, md)
+    out = Path(args.output or "report.html")
+    _write(out, to_html(doc))
+    if args.markdown != "-":
+        print(f"{out}  ({len(doc['runs'])} run(s) from {len(doc['sources'])} report(s))")
+    return 0
+
+
+def _write(path, text: str) -> None:
+    """Write a report file whole (temp file + rename), creating its folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+class _progress:
+    """A rich progress bar on a terminal; nothing in CI logs or with --quiet."""
+
+    def __init__(self, args, what: str, total: int):
+        self.on = not args.quiet and sys.stderr.isatty() and getattr(args, "format", "table") == "table"
+        self.what, self.total = what, total
+
+    def __enter__(self):
+        if not self.on:
+            return lambda desc: None
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.p = Progress(TextColumn("[dim]edgecc:[/dim] {task.description}"), BarColumn(), TimeElapsedColumn(),
+                          transient=True)
+        self.p.__enter__()
+        task = self.p.add_task(self.what, total=self.total)
+        first = [True]
+
+        def step(desc):
+            if not first[0]:
+                self.p.advance(task)
+            first[0] = False
+            self.p.update(task, description=f"{self.what} {desc}")
+
+        return step
+
+    def __exit__(self, *exc):
+        if self.on:
+            self.p.__exit__(*exc)
+        return False
 
 
 def _check_text(v: dict) -> str:
@@ -345,4 +544,5 @@ def cmd_trtexec_report(args) -> int:
 
 
 COMMANDS = {"compile": cmd_compile, "build": cmd_build, "tune": cmd_tune, "targets": cmd_targets, "models": cmd_models,
-            "verify": cmd_verify, "run": cmd_run, "bench": cmd_bench, "trtexec-report": cmd_trtexec_report}
+            "verify": cmd_verify, "run": cmd_run, "bench": cmd_bench, "deploy": cmd_deploy, "report": cmd_report,
+            "trtexec-report": cmd_trtexec_report}

@@ -90,3 +90,21 @@ class CannotRunHere(EdgeccError):
     artifact: reports say "not run: <reason>" instead of a number."""
 
     exit_code = 11
+
+
+class DeviceError(EdgeccError):
+    """A remote device could not be reached, dropped or hung, or the bundle could not be copied to it."""
+
+    exit_code = 12
+
+
+class DeviceInstallError(EdgeccError):
+    """The bundle's runtime could not be installed on the device (pip in the device venv failed)."""
+
+    exit_code = 13
+
+
+class DeviceRunError(EdgeccError):
+    """The bundle was copied and its runtime installed, but running it on the device failed."""
+
+    exit_code = 14

@@ -9,6 +9,9 @@ import numpy as np
 
 WALL_CLOCK = "wall clock (time.perf_counter_ns around each call, one process per runtime)"
 QEMU_ICOUNT = "QEMU icount (instructions, not time)"
+SSH_IREE = "device wall clock (iree-benchmark-module on the device over ssh; one sample per repetition)"
+SSH_TVM = "device steady_clock around each call (tvm_runner on the device over ssh)"
+RPC_TIME_EVALUATOR = "device timer (TVM RPC time_evaluator, number=1: one call per sample)"
 
 
 @dataclass
@@ -19,6 +22,7 @@ class Timing:
     warmup: int = 0
     iterations: int = 0
     partial: bool = False
+    partial_reason: str = ""  # why the run stopped early (device dropped / hung); samples taken are kept
     extra: dict = field(default_factory=dict)
 
     def stats(self) -> dict:

@@ -22,7 +22,7 @@ def test_orangepi5_cpu_iree_validated_under_qemu_aarch64(tmp_path):
     r = edgecc_cli("bench", b.path, "--iters", "3")
     assert r.returncode == 0, r.stderr
     assert "emulated wall clock (qemu-aarch64" in r.stdout
-    t = json.loads((tmp_path / "b.bench.json").read_text())["timing"]
+    t = json.loads((tmp_path / "b.bench.json").read_text())["runs"][0]["timing"]
     assert len(t["samples"]) == 3 and t["method"].startswith("emulated")
 
 

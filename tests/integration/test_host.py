@@ -102,7 +102,7 @@ def test_cli_compile_verify_run_bench(backend, tmp_path):
     r = edgecc_cli("bench", out, "--warmup", "2", "--iters", "7", "--threads", "1")
     assert r.returncode == 0, r.stderr
     report = json.loads((tmp_path / f"ds-{backend}.bench.json").read_text())
-    t = report["timing"]
+    t = report["runs"][0]["timing"]
     assert len(t["samples"]) == 7 and t["unit"] == "ms" and "wall clock" in t["method"]
     assert 0 < t["stats"]["min"] <= t["stats"]["p50"] <= t["stats"]["p99"]
     assert t["extra"]["threads"] == "1"

@@ -1,0 +1,138 @@
+"""Baselines on the same device in the same run: ONNX Runtime and PyTorch eager on the bundle's model and
+reference input, each in its own process, with the same thread count, timed the same way (wall clock
+around each call). Only on this machine: elsewhere they say "not run: needs ..." instead of a number.
+
+    EDGECC_THREADS=N python -m edgecc.runtime.baselines ort BUNDLE --warmup 5 --iters 50   # worker: JSON
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from edgecc.runtime.stats import Timing, summarize
+
+BASELINES = {"ort": "onnxruntime", "torch": "pytorch-eager"}
+WALL_CLOCK_BASELINE = "wall clock (time.perf_counter_ns around each call, own process)"
+
+
+def run_baselines(bundle, names: list[str], device_kind: str, warmup: int, iters: int, threads: int,
+                  edgecc_p50: float | None, timeout: float = 900) -> list[dict]:
+    out = []
+    for name in names:
+        label = BASELINES[name]
+        if device_kind not in ("host",):
+            out.append({"name": label, "status": "not run",
+                        "reason": f"not run: needs {label} on the device ({device_kind}); baselines run on the host"})
+            continue
+        argv = [sys.executable, "-m", "edgecc.runtime.baselines", name, str(bundle.path), "--warmup", str(warmup),
+                "--iters", str(iters)]
+        env = dict(os.environ)
+        if threads:
+            env["EDGECC_THREADS"] = str(threads)
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
+        except subprocess.TimeoutExpired:
+            out.append({"name": label, "status": "failed", "reason": f"timed out after {timeout:g}s"})
+            continue
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+        data = json.loads(lines[-1]) if lines else {"error": (proc.stderr.strip().splitlines() or ["no output"])[-1]}
+        if "error" in data:
+            out.append({"name": label, "status": "not run", "reason": f"not run: {data['error']}"})
+            continue
+        timing = Timing(**data["timing"])
+        p50 = timing.stats()["p50"]
+        out.append({"name": label, "status": "ok", "timing": timing.to_dict(), "max_abs_error": data["max_abs_error"],
+                    "speedup": (p50 / edgecc_p50) if edgecc_p50 else None})
+    return out
+
+
+def _load(bundle):
+    from edgecc.compiler.frontends import load_model
+
+    m = bundle.manifest
+    shapes = [tuple(i["shape"]) for i in m["io"]["inputs"]]
+    return load_model(m["model"]["source"], input_shapes=shapes, name=m["model"]["name"])
+
+
+def _ort_session(loaded, threads: int, work: Path):
+    import onnxruntime as ort
+
+    path = loaded.onnx_path
+    if path is None:
+        import torch
+
+        path = work / "model.onnx"
+        args = tuple(torch.from_numpy(a) for a in loaded.example_inputs)
+        torch.onnx.export(loaded.module, args, str(path), input_names=loaded.input_names, dynamo=False)
+    so = ort.SessionOptions()
+    if threads:
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    names = [i.name for i in sess.get_inputs()]
+    return lambda xs: sess.run(None, dict(zip(names, xs)))
+
+
+def _torch_fn(loaded, threads: int):
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    module = loaded.module if loaded.module is not None else loaded.exported_program().module()
+    if loaded.kind == "onnx":
+        raise RuntimeError("the model is an ONNX file; there is no PyTorch module to run")
+
+    def fn(xs):
+        with torch.no_grad():
+            return module(*[torch.from_numpy(x) for x in xs])
+
+    return fn
+
+
+def _worker(argv=None) -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("which", choices=sorted(BASELINES))
+    p.add_argument("bundle")
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--iters", type=int, default=50)
+    a = p.parse_args(argv)
+    threads = int(os.environ.get("EDGECC_THREADS", "0"))
+    try:
+        from edgecc.compiler.bundle import Bundle
+        from edgecc.compiler.frontends import flatten_outputs
+
+        bundle = Bundle.load(a.bundle)
+        inputs = [np.ascontiguousarray(x) for x in bundle.reference_inputs()]
+        loaded = _load(bundle)
+        with tempfile.TemporaryDirectory() as d:
+            fn = _ort_session(loaded, threads, Path(d)) if a.which == "ort" else _torch_fn(loaded, threads)
+            outs = fn(inputs)
+            for _ in range(a.warmup):
+                fn(inputs)
+            samples = []
+            for _ in range(a.iters):
+                t0 = time.perf_counter_ns()
+                fn(inputs)
+                samples.append((time.perf_counter_ns() - t0) / 1e6)
+        outs = [np.asarray(o.detach().numpy() if hasattr(o, "detach") else o) for o in flatten_outputs(outs)]
+        err = max((float(np.max(np.abs(o.astype(np.float64) - r))) for o, r in zip(outs, bundle.reference_outputs())),
+                  default=0.0)
+    except Exception as e:  # a baseline that cannot run says why; it never fails the benchmark
+        print(json.dumps({"error": f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"}))
+        return 0
+    timing = {"samples": samples, "unit": "ms", "method": WALL_CLOCK_BASELINE, "warmup": a.warmup,
+              "iterations": a.iters, "extra": {"threads": threads or "runtime default"}}
+    print(json.dumps({"timing": timing, "max_abs_error": err, "stats": summarize(samples)}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_worker())

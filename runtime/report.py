@@ -1,0 +1,263 @@
+"""Benchmark reports: one JSON document per run of `edgecc bench` (schema `edgecc.report/1`, see
+docs/report-schema.md), rendered as a Markdown table (PR comments) or a self-contained HTML page with plots
+(runtime/report_html.py). Raw samples are kept; statistics are recomputed from them on load.
+
+    doc = load_reports(["build/host.json", "build/m4/"])     # merge several runs
+    print(to_markdown(doc)); failures = compare(base, new, max_regression=0.10)
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import platform
+import re
+import subprocess
+from pathlib import Path
+
+from edgecc.compiler.errors import EdgeccError
+from edgecc.runtime.stats import summarize
+
+SCHEMA = "edgecc.report/1"
+
+
+def environment() -> dict:
+    """The machine edgecc ran on: CPU, OS, Python and tool versions (best effort; absent tools are omitted)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import os
+
+    env = {"cpu": cpu, "cpu_count": os.cpu_count(), "os": f"{platform.system()} {platform.release()}",
+           "distro": _os_release(), "machine": platform.machine(), "python": platform.python_version(), "tools": {}}
+    from importlib import metadata
+
+    for pkg in ("edgecc", "iree-base-runtime", "apache-tvm", "torch", "onnxruntime", "numpy"):
+        try:
+            env["tools"][pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    for tool in ("qemu-aarch64", "qemu-system-arm"):
+        try:
+            out = subprocess.run([tool, "--version"], capture_output=True, text=True, timeout=10).stdout
+            m = re.search(r"version (\S+)", out)
+            if m:
+                env["tools"][tool] = m.group(1)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    return env
+
+
+def _os_release() -> str:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip('"')
+    except OSError:
+        pass
+    return ""
+
+
+def run_record(bundle, timing, device: dict, baselines: list | None = None) -> dict:
+    """One artifact timed on one device. Keeps the old `edgecc bench` keys (bundle, model, target, backend,
+    validation, timing) so existing readers keep working."""
+    m = bundle.manifest
+    info = m["artifact"]["info"]
+    entry = m["artifact"]["entry"]
+    v = m["validation"]
+    mem = info.get("memory")
+    rec = {"bundle": str(bundle.path), "model": m["model"]["name"], "target": m["target"]["name"],
+           "backend": m["backend"], "device": device, "status": "partial" if timing.partial else "ok",
+           "timing": timing.to_dict(), "validation": v,
+           "numerics": {"reference": v.get("reference", "pytorch"), "status": v.get("status"),
+                        "max_abs_error": v.get("max_abs_error"), "max_rel_error": v.get("max_rel_error"),
+                        "top1_agreement": v.get("top1_agreement"), "tolerance": v.get("tolerance"),
+                        "ran_on": v.get("ran_on")},
+           "compile_seconds": m["compile"].get("seconds"),
+           "artifact": {"file": entry, "bytes": m["files"].get(entry, {}).get("size")},
+           "memory": None, "baselines": baselines or []}
+    if mem:
+        rec["memory"] = {k: mem.get(k) for k in ("flash_bytes", "ram_bytes", "arena_bytes", "board_flash_bytes",
+                                                 "board_ram_bytes", "weights_bytes")}
+    peak = timing.extra.get("workspace_peak_bytes")
+    if peak is not None and rec["memory"] is not None:
+        rec["memory"]["workspace_peak_bytes"] = peak
+    return rec
+
+
+def failed_record(bundle, device: dict, error: str) -> dict:
+    m = bundle.manifest
+    return {"bundle": str(bundle.path), "model": m["model"]["name"], "target": m["target"]["name"],
+            "backend": m["backend"], "device": device, "status": "failed", "reason": error, "timing": None,
+            "validation": m["validation"], "numerics": None, "compile_seconds": m["compile"].get("seconds"),
+            "artifact": {"file": m["artifact"]["entry"]}, "memory": None, "baselines": []}
+
+
+def make_report(runs: list[dict], env: dict | None = None, warmup: int | None = None,
+                iters: int | None = None) -> dict:
+    return {"schema": SCHEMA, "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            "environment": env if env is not None else environment(),
+            "settings": {"warmup": warmup, "iterations": iters}, "runs": runs}
+
+
+def run_key(run: dict) -> str:
+    return f"{run['model']}/{run['target']}/{run['backend']}@{(run.get('device') or {}).get('spec', 'host')}"
+
+
+def load_report(path: Path) -> dict:
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise EdgeccError(f"{path}: not a readable JSON report ({e})") from None
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        raise EdgeccError(f"{path}: not an edgecc report (want \"schema\": \"{SCHEMA}\"; write one with "
+                          "`edgecc bench ... --json FILE`)")
+    for run in doc["runs"]:  # statistics are derived data: recompute them from the raw samples
+        if run.get("timing"):
+            run["timing"]["stats"] = summarize(run["timing"]["samples"])
+    return doc
+
+
+def load_reports(paths) -> dict:
+    """Merge reports (files, or folders searched for *.json reports) into one document; later runs of the same
+    model/target/backend/device replace earlier ones."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            for f in sorted(p.rglob("*.json")):
+                try:
+                    if json.loads(f.read_text()).get("schema") == SCHEMA:
+                        files.append(f)
+                except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+                    continue
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise EdgeccError(f"{p} does not exist")
+    if not files:
+        raise EdgeccError(f"no edgecc report found in {', '.join(map(str, paths))}")
+    runs: dict[str, dict] = {}
+    envs = []
+    for f in files:
+        doc = load_report(f)
+        envs.append(doc.get("environment", {}))
+        for run in doc["runs"]:
+            runs[run_key(run)] = {**run, "source": str(f)}
+    merged = make_report(list(runs.values()), env=envs[0] if envs else {})
+    merged["sources"] = [str(f) for f in files]
+    return merged
+
+
+# ---- Markdown ---------------------------------------------------------------------------------------------
+
+def _num(x, unit: str) -> str:
+    if x is None:
+        return "–"
+    return f"{x:,.0f}" if unit == "instructions" else f"{x:.3f}"
+
+
+def to_markdown(doc: dict) -> str:
+    """A GitHub-flavoured Markdown table per report (for PR comments)."""
+    head = ("| model | target | backend | device | unit | min | p50 | p90 | p99 | mean | std | n (warm-up) | "
+            "status | artifact | compile | error vs reference | baselines |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    methods = []
+    for r in doc["runs"]:
+        t = r.get("timing")
+        size = (r.get("artifact") or {}).get("bytes")
+        size_s = f"{size / 1024:.0f} KiB" if size else "–"
+        if r.get("memory"):
+            size_s = f"flash {r['memory']['flash_bytes'] / 1024:.0f} KiB, RAM {r['memory']['ram_bytes'] / 1024:.0f} KiB"
+        num = r.get("numerics") or {}
+        err = (f"{num['max_abs_error']:.1e} ({num.get('reference')})" if num.get("max_abs_error") is not None
+               else (num.get("status") or "–"))
+        comp = f"{r['compile_seconds']:.1f} s" if r.get("compile_seconds") is not None else "–"
+        base = "; ".join(_baseline_text(b) for b in r.get("baselines", [])) or "–"
+        status = r["status"] + (f": {r.get('reason') or (t or {}).get('partial_reason', '')}"
+                                if r["status"] != "ok" else "")
+        if not t:
+            lines.append(f"| {r['model']} | {r['target']} | {r['backend']} | {r['device']['spec']} | – | – | – | – "
+                         f"| – | – | – | – | {status} | {size_s} | {comp} | {err} | {base} |")
+            continue
+        s, u = t["stats"], t["unit"]
+        if t["method"] not in methods:
+            methods.append(t["method"])
+        mark = f"[{methods.index(t['method']) + 1}]"
+        lines.append(f"| {r['model']} | {r['target']} | {r['backend']} | {r['device']['spec']} | {u} {mark} | "
+                     + " | ".join(_num(s.get(k), u) for k in ("min", "p50", "p90", "p99", "mean", "std"))
+                     + f" | {s['n']} ({t['warmup']}) | {status} | {size_s} | {comp} | {err} | {base} |")
+    lines.append("")
+    lines += [f"[{i + 1}] {m}" for i, m in enumerate(methods)]
+    env = doc.get("environment", {})
+    if env:
+        lines.append(f"\nHost: {env.get('cpu', '?')} ({env.get('cpu_count', '?')} CPUs), "
+                     f"{env.get('distro') or env.get('os')}, "
+                     f"Python {env.get('python')}; " + ", ".join(f"{k} {v}" for k, v in env.get("tools", {}).items()))
+    return "\n".join(lines) + "\n"
+
+
+def _baseline_text(b: dict) -> str:
+    if b.get("status") != "ok":
+        return f"{b['name']}: {b.get('reason') or b.get('status')}"
+    return f"{b['name']} p50 {b['timing']['stats']['p50']:.3f} ms (edgecc speedup {b['speedup']:.2f}x)"
+
+
+# ---- CI gate ----------------------------------------------------------------------------------------------
+
+def parse_percent(text: str) -> float:
+    """'10%' -> 0.10, '0.1' -> 0.10."""
+    t = str(text).strip()
+    try:
+        return float(t[:-1]) / 100 if t.endswith("%") else float(t)
+    except ValueError:
+        raise EdgeccError(f"bad threshold {text!r}; write it like 10%") from None
+
+
+def compare(base: dict, new: dict, max_regression: float, error_tolerance: float | None = None) -> tuple[list, list]:
+    """(failures, lines). A run fails when its p50 grew by more than `max_regression`, its numerics moved by
+    more than the tolerance (the bundle's atol unless `error_tolerance`), it went missing, partial or failed."""
+    bruns = {run_key(r): r for r in base["runs"]}
+    nruns = {run_key(r): r for r in new["runs"]}
+    failures, lines = [], []
+    for key, b in bruns.items():
+        n = nruns.get(key)
+        if n is None:
+            failures.append(f"{key}: missing from the new report")
+            continue
+        if n["status"] != "ok" or not n.get("timing"):
+            failures.append(f"{key}: new run is {n['status']}: {n.get('reason') or n['timing'].get('partial_reason')}")
+            continue
+        if not b.get("timing"):
+            lines.append(f"{key}: no base timing; new p50 {n['timing']['stats']['p50']:.4g}")
+            continue
+        bt, nt = b["timing"], n["timing"]
+        if bt["unit"] != nt["unit"]:
+            failures.append(f"{key}: unit changed {bt['unit']} -> {nt['unit']}; not comparable")
+            continue
+        bp, np50 = bt["stats"]["p50"], nt["stats"]["p50"]
+        change = np50 / bp - 1 if bp else 0.0
+        line = f"{key}: p50 {bp:.4g} -> {np50:.4g} {nt['unit']} ({change:+.1%})"
+        if change > max_regression:
+            failures.append(f"{line}: regression beyond {max_regression:.0%}")
+        else:
+            lines.append(line)
+        bn, nn = b.get("numerics") or {}, n.get("numerics") or {}
+        if nn.get("status") not in (None, "passed") and bn.get("status") == "passed":
+            failures.append(f"{key}: numerics {bn.get('status')} -> {nn.get('status')}")
+        elif bn.get("max_abs_error") is not None and nn.get("max_abs_error") is not None:
+            tol = error_tolerance if error_tolerance is not None else (nn.get("tolerance") or {}).get("atol", 1e-4)
+            delta = abs(nn["max_abs_error"] - bn["max_abs_error"])
+            if delta > tol:
+                failures.append(f"{key}: max abs error vs {nn.get('reference')} {bn['max_abs_error']:.2e} -> "
+                                f"{nn['max_abs_error']:.2e} (changed by {delta:.2e} > tolerance {tol:g})")
+        bt1, nt1 = bn.get("top1_agreement"), nn.get("top1_agreement")
+        if bt1 is not None and nt1 is not None and nt1 < bt1:
+            failures.append(f"{key}: top-1 agreement {bt1:.0%} -> {nt1:.0%}")
+    for key in sorted(set(nruns) - set(bruns)):
+        lines.append(f"{key}: new run (no base)")
+    return failures, lines
