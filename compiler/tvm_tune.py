@@ -179,17 +179,26 @@ def tune(mod, tvm_target: dict, database_path: Path, trials: int, seed: int = 0)
 
     if trials < 1:
         raise TargetError(f"--trials {trials}: give a positive number of measurement trials")
+    if tvm_target.get("kind") == "llvm" and "num-cores" not in tvm_target:
+        import os
+
+        tvm_target = {**tvm_target, "num-cores": os.cpu_count() or 1}  # MetaSchedule's CPU rules need it
     target = tvm.target.Target(tvm_target)
     with tempfile.TemporaryDirectory(prefix="edgecc-tune-") as tmp:
         with target:
             fused = fuse(mod, target)
+        # trials per round: spread the budget so every workload gets measured candidates (64 per round, the
+        # default, spends a small budget on the first few tasks only)
+        n_tasks = max(1, len(ms.relax_integration.extract_tasks(fused, target)))
+        per_round = max(4, min(64, trials // n_tasks))
         ms.relax_integration.tune_relax(fused, params={}, target=target, work_dir=tmp, max_trials_global=trials,
-                                        num_trials_per_iter=min(64, trials), seed=seed)
+                                        num_trials_per_iter=per_round, seed=seed)
         new = open_database(Path(tmp))
         records = new.get_all_tuning_records()
         database_path.mkdir(parents=True, exist_ok=True)
         merged = _merge(database_path, records)
-    return {"trials": trials, "records": len(records), "database": str(database_path), **merged}
+    return {"trials": trials, "tasks": n_tasks, "trials_per_round": per_round, "records": len(records),
+            "database": str(database_path), **merged}
 
 
 def _merge(database_path: Path, records) -> dict:
@@ -204,10 +213,26 @@ def _merge(database_path: Path, records) -> dict:
         for rec in records:
             ws = db.commit_workload(rec.workload.mod)
             db.commit_tuning_record(type(rec)(rec.trace, ws, rec.run_secs, rec.target, rec.args_info))
-        after = len(db.get_all_tuning_records())
+        after = _keep_best(staged / RECORDS)
         for name in (WORKLOADS, RECORDS):
             shutil.move(str(staged / name), database_path / name)
     return {"records_before": before, "records_after": after}
+
+
+def _keep_best(records_file: Path) -> int:
+    """Keep the fastest measured record per workload (what compile applies); the others only seed future searches
+    and would make the committed database grow with every run. Returns the records kept."""
+    best: dict[int, tuple[float, str]] = {}
+    for line in records_file.read_text().splitlines():
+        if not line.strip():
+            continue
+        workload, (_trace, run_secs, *_rest) = json.loads(line)
+        secs = [float(x) for x in run_secs or []]
+        mean = sum(secs) / len(secs) if secs else float("inf")
+        if workload not in best or mean < best[workload][0]:
+            best[workload] = (mean, line)
+    records_file.write_text("".join(line + "\n" for _, (_, line) in sorted(best.items())))
+    return len(best)
 
 
 def summarize_database(path: Path) -> dict:

@@ -37,6 +37,16 @@ def test_orangepi5_mali_generic_vulkan_validated_on_lavapipe(tmp_path):
     assert r.returncode == 11 and "time the bundle on the device with bench.sh" in r.stderr
 
 
+@pytest.mark.slow
+def test_mobilenetv2_mali_depthwise_validated_on_lavapipe(tmp_path):
+    """Depthwise convolutions in NCHW gave wrong numbers through IREE SPIR-V on lavapipe (max abs err 0.48);
+    the target's nhwc_rewrite makes them the NHWC named ops, which are right."""
+    b = edgecc.compile("mobilenetv2", target="orangepi5-mali", backend="iree", output=tmp_path / "b")
+    assert b.manifest["artifact"]["info"]["nhwc_rewrites"] == 17
+    v = b.manifest["validation"]
+    assert v["status"] == "passed" and "lavapipe" in v["ran_on"] and v["max_abs_error"] < 1e-4
+
+
 @pytest.mark.skipif(shutil.which("ptxas") is None, reason="ptxas (CUDA toolkit) not installed")
 @pytest.mark.parametrize("target, arch", [("cuda-sm80", "sm_80"), ("jetson-orin", "sm_87"), ("cuda-sm90", "sm_89")])
 def test_cuda_targets_build_ptx_for_their_arch(target, arch, tmp_path):

@@ -1,0 +1,42 @@
+"""`edgecc tune`: real MetaSchedule tuning (local builder and runner) into a database that `edgecc compile`
+applies; numerics still checked against PyTorch."""
+
+import json
+
+from tests.conftest import DATA, edgecc_cli
+
+TINY = f"{DATA / 'tiny_factory.py'}:build"
+
+
+def test_tune_then_compile_applies_records(tmp_path):
+    db = tmp_path / "db"
+    p = edgecc_cli("tune", TINY, "--target", "host", "--trials", "4", "--database", db, timeout=900)
+    assert p.returncode == 0, p.stderr
+    assert "0 -> " in p.stdout and (db / "database_tuning_record.json").stat().st_size > 0
+    records = [json.loads(line) for line in (db / "database_tuning_record.json").read_text().splitlines()]
+    assert records and all(r[1] for r in records)  # each record carries its trace
+
+    out = tmp_path / "tuned"
+    p = edgecc_cli("compile", TINY, "--target", "host", "--backend", "tvm", "--option", f"tuning_db={db}",
+                   "-o", out)
+    assert p.returncode == 0, p.stderr
+    m = json.loads((out / "manifest.json").read_text())
+    info = m["artifact"]["info"]
+    assert info["tuning_database"] == str(db) and info["tuned_functions"] >= 1
+    assert m["validation"]["passed"]
+
+
+def test_tune_refuses_targets_that_do_not_run_here(tmp_path):
+    p = edgecc_cli("tune", TINY, "--target", "orangepi5-cpu", "--database", tmp_path / "db")
+    assert p.returncode == 3 and "does not run here" in p.stderr and not (tmp_path / "db").exists()
+
+
+def test_database_keeps_the_fastest_record_per_workload(tmp_path):
+    from edgecc.compiler.tvm_tune import _keep_best
+
+    f = tmp_path / "database_tuning_record.json"
+    rec = lambda w, secs: json.dumps([w, [[["trace"], []], secs, {"kind": "llvm"}, []]])  # noqa: E731
+    f.write_text("\n".join([rec(0, [3e-6, 3e-6]), rec(1, [9e-6]), rec(0, [1e-6, 2e-6]), rec(1, None)]) + "\n")
+    assert _keep_best(f) == 2
+    kept = [json.loads(line) for line in f.read_text().splitlines()]
+    assert [(w, r[1]) for w, r in kept] == [(0, [1e-6, 2e-6]), (1, [9e-6])]
