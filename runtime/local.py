@@ -49,6 +49,8 @@ class IreeLocalRunner(LocalRunner):
         rt = require("iree.runtime", "iree-base-runtime", "running IREE bundles")
         info = bundle.manifest["artifact"]["info"]
         driver = info.get("driver", "local-task")
+        if driver not in ("local-task", "local-sync"):
+            self.where = f"host {driver} GPU"
         check_host_cpu(bundle)
         if self.threads and driver == "local-task":
             rt.flags.parse_flags(f"--task_topology_max_group_count={self.threads}")
@@ -98,21 +100,26 @@ class IreeToolRunner(LocalRunner):
 
 
 class TvmLocalRunner(LocalRunner):
-    def __init__(self, bundle):
+    def __init__(self, bundle, device: str = "cpu"):
         super().__init__(bundle)
         tvm = require("tvm", "apache-tvm==0.27.0.post1", "running TVM bundles")
         from tvm import relax
 
         info = bundle.manifest["artifact"]["info"]
         self._tvm = tvm
+        self._dev = getattr(tvm, device)(0)
+        if not self._dev.exist:
+            raise CannotRunHere(f"no {device} device visible to TVM here")
+        self.where = "host" if device == "cpu" else f"host {device} GPU"
         lib = tvm.runtime.load_module(str(bundle.artifact()))
-        self._dev = tvm.cpu()
         self._vm = relax.VirtualMachine(lib, self._dev)
         self._fn = self._vm[info.get("function", "main")]
 
     def _run(self, inputs):
         out = self._fn(*[self._tvm.runtime.tensor(a, self._dev) for a in inputs])
-        return [np.asarray(o.numpy()) for o in _flatten(out)]
+        outs = [np.asarray(o.numpy()) for o in _flatten(out)]
+        self._dev.sync()
+        return outs
 
 
 def _flatten(out):

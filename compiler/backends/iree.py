@@ -108,6 +108,8 @@ class IreeBackend:
 
                 return iree_qemu_runner(bundle)
             raise CannotRunHere(f"no emulator for {target['triple']} here")
+        if info["driver"] == "cuda" and arch == "x86_64" and _iree_device_exists("cuda"):
+            return IreeLocalRunner(bundle)  # a CUDA GPU on this machine (tests/device)
         variant = info.get("check_variant")
         if variant:
             runner = IreeToolRunner(bundle, bundle.path / variant["file"], variant["driver"],
@@ -122,6 +124,17 @@ class IreeBackend:
 
     def versions(self) -> dict[str, str]:
         return {p: _version(p) for p in ("iree-base-compiler", "iree-base-runtime", "torch-mlir", "torch")}
+
+
+def _iree_device_exists(driver: str) -> bool:
+    """Whether this machine's IREE runtime sees a device of that driver (e.g. a CUDA GPU)."""
+    try:
+        from edgecc.compiler.tools import run_tool
+
+        listed = run_tool(["iree-run-module", "--list_devices"], check=False).stdout
+    except Exception:
+        return False
+    return f"{driver}://" in listed
 
 
 def _bool_option(opts: dict, key: str, default: bool) -> bool:

@@ -18,6 +18,22 @@ from edgecc.compiler.errors import ModelError, UnsupportedOpError, require
 _UNSUPPORTED = re.compile(r"Unsupported (?:function types|op|operator)s?:?\s*\[?'?([\w.:]+)")
 
 
+def write_gpu_device_files(workdir: Path, device: str, function: str, module: str = "model.so") -> list[str]:
+    """run.sh / bench.sh for a GPU bundle: TVM's Python runtime on the device (tvm_device.py)."""
+    from edgecc.runtime.device_scripts import render_scripts
+
+    subst = {"@TVM_VERSION@": _version("apache-tvm"), "@MODULE@": module, "@FUNCTION@": function,
+             "@DEVICE@": device}
+    return render_scripts(workdir, {"tvm_device.py": "tvm_device.py", "tvm_device_run.sh": "run.sh",
+                                    "tvm_device_bench.sh": "bench.sh"}, subst)
+
+
+def _tvm_device_exists(kind: str) -> bool:
+    import tvm
+
+    return bool(getattr(tvm, kind)(0).exist)
+
+
 def resolve_tvm_target(cfg) -> dict:
     target = dict(cfg.tvm_target)
     if target.get("mcpu") == "host":
@@ -79,6 +95,11 @@ class TvmBackend:
             info["cuda"], cuda_files, call = precompile_cuda(executable, tvm_target["arch"], workdir)
             files += cuda_files
             calls.append(call)
+        if info["device"] in ("cuda", "opencl"):
+            files += write_gpu_device_files(workdir, info["device"], info["function"])
+            info["device_runtime"] = (f"pip install apache-tvm=={_version('apache-tvm')} (its wheels carry the CUDA "
+                                      "runtime, x86-64 and aarch64)" if info["device"] == "cuda" else
+                                      "a TVM runtime built with USE_OPENCL=ON (the apache-tvm wheels have no OpenCL)")
         return Artifact(files=files, entry="model.so", calls=calls, flags=[str(tvm_target)], info=info)
 
     def _import(self, model):
@@ -120,6 +141,8 @@ class TvmBackend:
             return tvm_qemu_runner(bundle)
         if device == "cpu":
             raise CannotRunHere(f"needs a device running {target['triple']} (no emulator for {arch} here)")
+        if device == "cuda" and arch == "x86_64" and _tvm_device_exists("cuda"):
+            return TvmLocalRunner(bundle, device="cuda")  # a CUDA GPU on this machine (tests/device)
         accel = target.get("accelerator") or {}
         raise CannotRunHere(f"needs {accel.get('name') or accel.get('arch') or device} ({device} device)")
 

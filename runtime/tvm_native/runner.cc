@@ -210,16 +210,17 @@ int main(int argc, char** argv) {
     ffi::Optional<ffi::Function> load_exec = lib->GetFunction("vm_load_executable", true);
     if (!load_exec.has_value())
       throw std::runtime_error(model + " has no vm_load_executable (not a Relax VM executable?)");
-    ffi::Module vm = (*load_exec)().cast<ffi::Module>();
+    ffi::Module vm = load_exec.value()().cast<ffi::Module>();
     ffi::Function init = vm->GetFunction("vm_initialization", false).value();
     init(static_cast<int>(kDLCPU), 0, kPooledAllocator);
-    ffi::Optional<ffi::Function> fn = vm->GetFunction(func_name, false);
-    if (!fn.has_value()) throw std::runtime_error("the VM has no function '" + func_name + "'");
+    ffi::Optional<ffi::Function> found = vm->GetFunction(func_name, false);
+    if (!found.has_value()) throw std::runtime_error("the VM has no function '" + func_name + "'");
+    ffi::Function fn = found.value();
 
     std::vector<ffi::AnyView> call_args(inputs.begin(), inputs.end());
     auto call = [&]() {
       ffi::Any ret;
-      fn->CallPacked(call_args.data(), static_cast<int32_t>(call_args.size()), &ret);
+      fn.CallPacked(call_args.data(), static_cast<int32_t>(call_args.size()), &ret);
       return ret;
     };
 

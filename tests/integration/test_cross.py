@@ -89,3 +89,41 @@ def test_tvm_aarch64_builds(target, checked, tmp_path):
         assert v["ran_on"].startswith("qemu-aarch64") and v["max_abs_error"] < 1e-4
         assert {"tvm_runner", "run.sh", "bench.sh"} <= set(b.manifest["files"])
         assert b.manifest["artifact"]["info"]["device_runtime"].startswith("pip install apache-tvm==")
+
+
+def test_tvm_gpu_bundles_carry_device_scripts_that_run(tmp_path, resnet8_bundles):
+    """GPU TVM bundles (CUDA, OpenCL) carry run.sh / bench.sh over TVM's Python runtime (tvm_device.py). Here
+    there is no GPU: the scripts must say so in one line; the same scripts on the CPU device must give PyTorch's
+    numbers and raw samples (the code path a GPU takes, but for the device)."""
+    import sys
+
+    import numpy as np
+
+    from edgecc.compiler.backends.tvm import write_gpu_device_files
+
+    b = edgecc.compile("resnet8", target="jetson-orin", backend="tvm", output=tmp_path / "orin")
+    assert {"run.sh", "bench.sh", "tvm_device.py", "kernels0.sm_87.cubin"} <= set(b.manifest["files"])
+    assert b.manifest["artifact"]["info"]["device_runtime"].startswith("pip install apache-tvm==")
+    for script in ("run.sh", "bench.sh"):
+        subprocess.run(["bash", "-n", str(b.path / script)], check=True)
+        if shutil.which("shellcheck"):
+            subprocess.run(["shellcheck", str(b.path / script)], check=True)
+    env = {**__import__("os").environ, "PYTHON": sys.executable}
+    r = subprocess.run([str(b.path / "run.sh"), str(tmp_path / "out")], capture_output=True, text=True, env=env)
+    assert r.returncode == 1 and r.stderr.strip().splitlines() == [
+        "tvm_device.py: no cuda device visible to TVM here (needs the GPU, its driver, and a TVM runtime built "
+        "with CUDA)"]
+
+    # the same scripts, rendered for the CPU device into a copy of the host TVM bundle
+    host = tmp_path / "host"
+    shutil.copytree(resnet8_bundles["tvm"].path, host)
+    write_gpu_device_files(host, "cpu", "main")
+    r = subprocess.run([str(host / "run.sh"), str(tmp_path / "cpu-out")], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    got, ref = np.load(tmp_path / "cpu-out" / "output_0.npy"), np.load(host / "reference_output_0.npy")
+    assert np.abs(got - ref).max() < 1e-4
+    r = subprocess.run([str(host / "bench.sh"), "4", str(tmp_path / "b.json"), "1"], capture_output=True, text=True,
+                       env=env)
+    assert r.returncode == 0, r.stderr
+    samples = json.loads((tmp_path / "b.json").read_text())["samples_ms"]
+    assert len(samples) == 4 and min(samples) > 0
