@@ -24,7 +24,6 @@ import operator
 from dataclasses import dataclass, field
 
 import numpy as np
-
 from edgecc.compiler.errors import UnsupportedOpError
 
 QMIN, QMAX = -128, 127
@@ -303,27 +302,34 @@ def _is_global_pool(m, in_shape) -> bool:
 def run_float(g: QGraph, x) -> dict:
     """Every tensor of the fp32 graph on a batch `x` (torch float32 NCHW)."""
     import torch
-    import torch.nn.functional as F
 
     env = {g.input: x}
     with torch.no_grad():
         for op in g.ops:
-            a = env[op.inputs[0]]
-            if op.kind == "conv":
-                y = F.conv2d(a, torch.from_numpy(op.weight), torch.from_numpy(op.bias), op.attrs["stride"],
-                             op.attrs["padding"], 1, op.attrs["groups"])
-            elif op.kind == "dense":
-                y = F.linear(a, torch.from_numpy(op.weight), torch.from_numpy(op.bias))
-            elif op.kind == "add":
-                y = a + env[op.inputs[1]]
-            elif op.kind == "maxpool":
-                y = F.max_pool2d(a, op.attrs["kernel"], op.attrs["stride"], op.attrs["padding"])
-            elif op.kind == "avgpool":
-                y = a.mean(dim=(2, 3), keepdim=True)
-            else:
-                y = a.flatten(1)
-            env[op.output] = torch.relu(y) if op.relu else y
+            weights = (torch.from_numpy(op.weight), torch.from_numpy(op.bias)) if op.kind in ("conv", "dense") else ()
+            env[op.output] = _float_op(op, env, *weights)
     return env
+
+
+def _float_op(op, env: dict, weight=None, bias=None):
+    """One op of the graph in float (PyTorch), ReLU fused as in the graph."""
+    import torch
+    import torch.nn.functional as F
+
+    a = env[op.inputs[0]]
+    if op.kind == "conv":
+        y = F.conv2d(a, weight, bias, op.attrs["stride"], op.attrs["padding"], 1, op.attrs["groups"])
+    elif op.kind == "dense":
+        y = F.linear(a, weight, bias)
+    elif op.kind == "add":
+        y = a + env[op.inputs[1]]
+    elif op.kind == "maxpool":
+        y = F.max_pool2d(a, op.attrs["kernel"], op.attrs["stride"], op.attrs["padding"])
+    elif op.kind == "avgpool":
+        y = a.mean(dim=(2, 3), keepdim=True)
+    else:
+        y = a.flatten(1)
+    return torch.relu(y) if op.relu else y
 
 
 def calibrate(g: QGraph, samples: np.ndarray, batch: int = 256) -> dict[str, tuple[float, float]]:
@@ -418,7 +424,6 @@ def run_int8(g: QGraph, x: np.ndarray, return_int: bool = False):
 def qdq_module(g: QGraph):
     """The quantized PyTorch reference: an nn.Module with int8-valued weights and fake-quantized activations."""
     import torch
-    import torch.nn.functional as F
 
     class QDQModule(torch.nn.Module):
         def __init__(self):
@@ -440,22 +445,8 @@ def qdq_module(g: QGraph):
         def forward(self, x):
             env = {self.g.input: self.fq(x, self.g.input)}
             for i, op in enumerate(self.g.ops):
-                a = env[op.inputs[0]]
-                if op.kind == "conv":
-                    y = F.conv2d(a, getattr(self, f"w{i}"), getattr(self, f"b{i}"), op.attrs["stride"],
-                                 op.attrs["padding"], 1, op.attrs["groups"])
-                elif op.kind == "dense":
-                    y = F.linear(a, getattr(self, f"w{i}"), getattr(self, f"b{i}"))
-                elif op.kind == "add":
-                    y = a + env[op.inputs[1]]
-                elif op.kind == "maxpool":
-                    y = F.max_pool2d(a, op.attrs["kernel"], op.attrs["stride"], op.attrs["padding"])
-                elif op.kind == "avgpool":
-                    y = a.mean(dim=(2, 3), keepdim=True)
-                else:
-                    y = a.flatten(1)
-                if op.relu:
-                    y = torch.relu(y)
+                weights = (getattr(self, f"w{i}"), getattr(self, f"b{i}")) if op.kind in ("conv", "dense") else ()
+                y = _float_op(op, env, *weights)
                 env[op.output] = y if op.kind in ("maxpool", "flatten") else self.fq(y, op.output)
             return env[self.g.output]
 
