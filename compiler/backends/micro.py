@@ -98,19 +98,7 @@ class MicroBackend:
             "c_prefix": _prefix(model.name),
             "kernels": [{"kernel": c.kernel, "args": c.args, "workspace_bytes": c.workspace_bytes}
                         for c in lowered.calls],
-            "memory": {
-                "arena_bytes": plan.size,
-                "arena_lower_bound_bytes": plan.lower_bound,
-                "weights_bytes": lowered.weight_bytes,
-                "stack_bytes": stack_bytes,
-                "flash_bytes": fw.flash_bytes,
-                "ram_bytes": fw.ram_bytes,
-                "sections": fw.sections,
-                "board_ram_bytes": board.ram_kb * 1024,
-                "board_flash_bytes": board.flash_kb * 1024,
-                "note": "flash = text+rodata+exidx+.data image; ram = .data+.bss(arena, "
-                        + HARNESS_IO_BYTES_NOTE + ")+stack",
-            },
+            "memory": memory_info(plan, lowered.weight_bytes, stack_bytes, fw, board),
             "relax_passes": lowered.passes,
         }
         return Artifact(files=files, entry="firmware.elf", calls=[built.call, *fw.calls],
@@ -161,3 +149,21 @@ def _prefix(name: str) -> str:
 
 def _io(t) -> dict:
     return {"name": t.name, "shape": list(t.shape), "dtype": t.dtype, "bytes": t.nbytes}
+
+
+def memory_info(plan, weights_bytes: int, stack_bytes: int, fw, board, weights_note: str = "") -> dict:
+    """The manifest's memory section of a firmware: arena (and its lower bound), weights, flash and RAM from the
+    ELF, against the board."""
+    return {
+        "arena_bytes": plan.size,
+        "arena_lower_bound_bytes": plan.lower_bound,
+        "weights_bytes": weights_bytes,
+        "stack_bytes": stack_bytes,
+        "flash_bytes": fw.flash_bytes,
+        "ram_bytes": fw.ram_bytes,
+        "sections": fw.sections,
+        "board_ram_bytes": board.ram_kb * 1024,
+        "board_flash_bytes": board.flash_kb * 1024,
+        "note": (weights_note + "; " if weights_note else "")
+                + "flash = text+rodata+exidx+.data image; ram = .data+.bss(arena, " + HARNESS_IO_BYTES_NOTE + ")+stack",
+    }

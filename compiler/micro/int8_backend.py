@@ -10,7 +10,7 @@ from edgecc.compiler.artifact import Artifact
 
 
 def compile_int8(model, target, board, workdir: Path, opts: dict, options, stack_bytes: int) -> Artifact:
-    from edgecc.compiler.backends.micro import _check_budget, _io
+    from edgecc.compiler.backends.micro import _check_budget, _io, memory_info
     from edgecc.compiler.micro.emit import c_prefix, emit_reference_input
     from edgecc.compiler.micro.int8 import KERNEL_SOURCE, _HeaderView, emit_int8_c, plan_int8
     from edgecc.compiler.micro.link import build_firmware, cpu_flags, runtime_c_dir
@@ -46,19 +46,8 @@ def compile_int8(model, target, board, workdir: Path, opts: dict, options, stack
         "c_prefix": c_prefix(prog.name),
         "kernels": [{"kernel": s.kernel.split("(")[0], "comment": s.comment, "scratch_bytes": s.scratch_bytes}
                     for s in prog.steps],
-        "memory": {
-            "arena_bytes": plan.size,
-            "arena_lower_bound_bytes": plan.lower_bound,
-            "weights_bytes": prog.weight_bytes,
-            "stack_bytes": stack_bytes,
-            "flash_bytes": fw.flash_bytes,
-            "ram_bytes": fw.ram_bytes,
-            "sections": fw.sections,
-            "board_ram_bytes": board.ram_kb * 1024,
-            "board_flash_bytes": board.flash_kb * 1024,
-            "note": "weights = int8 weights + int32 biases and multipliers + int8 shifts; flash = text+rodata+exidx"
-                    "+.data image; ram = .data+.bss(arena, harness input/output buffers)+stack",
-        },
+        "memory": memory_info(plan, prog.weight_bytes, stack_bytes, fw, board, weights_note="weights = int8 "
+                              "weights + int32 biases and multipliers + int8 shifts"),
     }
     return Artifact(files=files, entry="firmware.elf", calls=fw.calls, flags=cpu_flags(target) + [opt],
                     info=info)
