@@ -169,10 +169,7 @@ def to_markdown(doc: dict) -> str:
     methods = []
     for r in doc["runs"]:
         t = r.get("timing")
-        size = (r.get("artifact") or {}).get("bytes")
-        size_s = f"{size / 1024:.0f} KiB" if size else "–"
-        if r.get("memory"):
-            size_s = f"flash {r['memory']['flash_bytes'] / 1024:.0f} KiB, RAM {r['memory']['ram_bytes'] / 1024:.0f} KiB"
+        size_s = _artifact_text(r)
         num = r.get("numerics") or {}
         err = (f"{num['max_abs_error']:.1e} ({num.get('reference')})" if num.get("max_abs_error") is not None
                else (num.get("status") or "–"))
@@ -199,6 +196,15 @@ def to_markdown(doc: dict) -> str:
                      f"{env.get('distro') or env.get('os')}, "
                      f"Python {env.get('python')}; " + ", ".join(f"{k} {v}" for k, v in env.get("tools", {}).items()))
     return "\n".join(lines) + "\n"
+
+
+def _artifact_text(run: dict) -> str:
+    """The artifact's size, or flash/RAM for a firmware."""
+    if run.get("memory"):
+        return (f"flash {run['memory']['flash_bytes'] / 1024:.0f} KiB, "
+                f"RAM {run['memory']['ram_bytes'] / 1024:.0f} KiB")
+    size = (run.get("artifact") or {}).get("bytes")
+    return f"{size / 1024:.0f} KiB" if size else "–"
 
 
 def _baseline_text(b: dict) -> str:

@@ -201,14 +201,11 @@ def _table(runs: list[dict]) -> str:
     head = ["model", "target", "backend", "device", "method", "unit", "min", "p50", "p90", "p99", "mean", "std",
             "n (warm-up)", "status", "artifact", "compile", "error vs reference", "baselines"]
     rows = []
-    from edgecc.runtime.report import _baseline_text, _num
+    from edgecc.runtime.report import _artifact_text, _baseline_text, _num
 
     for r in runs:
         t = r.get("timing")
-        size = (r.get("artifact") or {}).get("bytes")
-        art = f"{size / 1024:.0f} KiB" if size else "–"
-        if r.get("memory"):
-            art = f"flash {r['memory']['flash_bytes'] / 1024:.0f} KiB, RAM {r['memory']['ram_bytes'] / 1024:.0f} KiB"
+        art = _artifact_text(r)
         num = r.get("numerics") or {}
         err = f"{num['max_abs_error']:.1e}" if num.get("max_abs_error") is not None else num.get("status", "–")
         why = r.get("reason") or (t or {}).get("partial_reason", "")
