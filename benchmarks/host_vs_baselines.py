@@ -21,83 +21,22 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
-import subprocess
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
+
+from edgecc.runtime.stats import summarize
 
 RUNTIMES = ("ort", "torch", "iree", "tvm")
 LABELS = {"ort": "ONNX Runtime", "torch": "PyTorch eager", "iree": "edgecc IREE", "tvm": "edgecc TVM"}
 
 
-# ---- workers: one process each, print one JSON line ---------------------------------------------------------
-def _worker_baseline(kind: str, model: str, threads: int, warmup: int, iters: int, budget_s: float,
-                     onnx_path: str) -> dict:
-    import numpy as np
-    from edgecc.models.zoo import get_model
-
-    module, inputs = get_model(model).factory()
-    if kind == "torch":
-        import torch
-
-        torch.set_num_threads(threads)
-
-        def run():
-            with torch.inference_mode():
-                module(*inputs)
-        version = torch.__version__
-    else:
-        import onnxruntime as ort
-
-        so = ort.SessionOptions()
-        so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
-        sess = ort.InferenceSession(onnx_path, so, providers=["CPUExecutionProvider"])
-        feed = {i.name: np.ascontiguousarray(x.numpy()) for i, x in zip(sess.get_inputs(), inputs, strict=True)}
-
-        def run():
-            sess.run(None, feed)
-        version = ort.__version__
-    return _time(run, warmup, iters, budget_s) | {"version": version}
-
-
-def _worker_bundle(bundle_path: str, warmup: int, iters: int, budget_s: float) -> dict:
-    from edgecc.compiler.bundle import Bundle
-
-    bundle = Bundle.load(bundle_path)
-    runner = bundle.runner()
-    inputs = bundle.reference_inputs()
-    return _time(lambda: runner.run(inputs), warmup, iters, budget_s)
-
-
-def _time(run, warmup: int, iters: int, budget_s: float) -> dict:
-    t0 = time.perf_counter()
-    run()  # first call: lazy initialisation, not counted
-    first = time.perf_counter() - t0
-    n = max(2, min(iters, int(budget_s / max(first, 1e-6))))
-    for _ in range(min(warmup, n)):
-        run()
-    samples = []
-    for _ in range(n):
-        t = time.perf_counter_ns()
-        run()
-        samples.append((time.perf_counter_ns() - t) / 1e6)
-    return {"samples": samples}
-
-
-def _worker_main(a) -> int:
-    os.environ.setdefault("EDGECC_THREADS", str(a.threads))
-    if a.worker in ("ort", "torch"):
-        out = _worker_baseline(a.worker, a.model, a.threads, a.warmup, a.iters, a.budget_s, a.onnx)
-    else:
-        out = _worker_bundle(a.bundle, a.warmup, a.iters, a.budget_s)
-    print(json.dumps(out))
-    return 0
-
-
-# ---- the parent ---------------------------------------------------------------------------------------------
 def prepare(model: str, runtimes, work: Path, rebuild: bool) -> dict:
-    """Bundles for edgecc runtimes and an ONNX file for ORT; returns paths and build facts."""
+    """The edgecc bundles (one at least: the baselines run its model and reference input); returns paths and
+    build facts, and the baselines' versions."""
     import edgecc
 
     facts: dict = {}
@@ -108,8 +47,6 @@ def prepare(model: str, runtimes, work: Path, rebuild: bool) -> dict:
         out = work / f"{model}-host-{backend}"
         if rebuild or not (out / "manifest.json").exists():
             if out.exists():
-                import shutil
-
                 shutil.rmtree(out)
             edgecc.compile(model, target="host", backend=backend, output=out)
         m = json.loads((out / "manifest.json").read_text())
@@ -117,35 +54,30 @@ def prepare(model: str, runtimes, work: Path, rebuild: bool) -> dict:
                           "max_abs_error": m["validation"].get("max_abs_error"),
                           "validation": m["validation"]["status"], "flags": m["compile"]["flags"],
                           "version": m["versions"].get("iree-base-compiler" if backend == "iree" else "apache-tvm")}
-    if "ort" in runtimes:
-        onnx_path = work / f"{model}.onnx"
-        if rebuild or not onnx_path.exists():
-            import torch
-            from edgecc.models.zoo import get_model
-
-            module, inputs = get_model(model).factory()
-            torch.onnx.export(module, inputs, str(onnx_path), dynamo=False, opset_version=17)
-        facts["ort"] = {"onnx": str(onnx_path)}
+    if not facts:  # the baselines run the model and reference input of a bundle: build one
+        facts.update(prepare(model, ("iree",), work, rebuild))
+    for kind, package in (("ort", "onnxruntime"), ("torch", "torch")):
+        if kind in runtimes:
+            facts[kind] = {"version": metadata.version(package)}
     return facts
 
 
-def run_worker(kind: str, model: str, facts: dict, a) -> list[float]:
-    argv = [sys.executable, __file__, "--worker", kind, "--model", model, "--threads", str(a.threads),
-            "--warmup", str(a.warmup), "--iters", str(a.iters), "--budget-s", str(a.budget_s)]
-    if kind == "ort":
-        argv += ["--onnx", facts["ort"]["onnx"]]
-    elif kind in ("iree", "tvm"):
-        argv += ["--bundle", facts[kind]["bundle"]]
-    env = {**os.environ, "EDGECC_THREADS": str(a.threads), "TVM_NUM_THREADS": str(a.threads),
-           "OMP_NUM_THREADS": str(a.threads)}
-    p = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=3600)
-    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
-    if p.returncode or not lines:
-        raise RuntimeError(f"{kind} worker for {model} failed: {(p.stderr.strip().splitlines() or ['?'])[-1]}")
-    data = json.loads(lines[-1])
-    if "version" in data:
-        facts.setdefault(kind, {})["version"] = data["version"]
-    return data["samples"]
+def measure(kind: str, facts: dict, a, iters: int) -> list[float]:
+    """One round of one runtime, in its own process: edgecc bundles through `edgecc bench`'s worker
+    (runtime/bench.py), ONNX Runtime and PyTorch through the baselines' worker (runtime/baselines.py), which runs
+    the bundle's model on its reference input."""
+    from edgecc.compiler.bundle import Bundle
+    from edgecc.runtime.baselines import run_baselines
+    from edgecc.runtime.bench import bench_bundle
+
+    if kind in ("iree", "tvm"):
+        return list(bench_bundle(Bundle.load(facts[kind]["bundle"]), warmup=a.warmup, iters=iters,
+                                 threads=a.threads).samples)
+    ref = Bundle.load(facts["iree" if "iree" in facts else "tvm"]["bundle"])
+    [base] = run_baselines(ref, [kind], "host", a.warmup, iters, a.threads, None)
+    if base["status"] != "ok":
+        raise RuntimeError(base["reason"])
+    return base["timing"]["samples"]
 
 
 def cpu_name() -> str:
@@ -191,18 +123,12 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--iters", type=int, default=20, help="timed iterations per runtime per round")
     p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--budget-s", type=float, default=20.0, help="cap on a runtime's timed seconds per round")
+    p.add_argument("--budget-s", type=float, default=20.0,
+                   help="after the first round, cap on a runtime's timed seconds per round")
     p.add_argument("--work", type=Path, default=Path("build/host-bench"))
     p.add_argument("--rebuild", action="store_true")
     p.add_argument("--json", type=Path)
-    # worker mode (internal)
-    p.add_argument("--worker", choices=RUNTIMES, help=argparse.SUPPRESS)
-    p.add_argument("--model", help=argparse.SUPPRESS)
-    p.add_argument("--bundle", help=argparse.SUPPRESS)
-    p.add_argument("--onnx", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
-    if a.worker:
-        return _worker_main(a)
 
     result = {"schema": "edgecc.host-bench/1", "date": time.strftime("%Y-%m-%d"), "cpu": cpu_name(),
               "logical_cpus": os.cpu_count(), "threads": a.threads, "rounds": a.rounds, "iters": a.iters,
@@ -217,20 +143,21 @@ def main(argv=None) -> int:
             for kind in a.runtimes:  # interleaved: A B C D, A B C D, ...
                 if kind in errors:
                     continue
+                before = samples[kind]
+                iters = max(2, min(a.iters, int(a.budget_s * 1e3 / statistics.median(before)))) if before else a.iters
                 try:
-                    samples[kind] += run_worker(kind, model, facts, a)
+                    samples[kind] += measure(kind, facts, a, iters)
                 except Exception as e:  # one runtime failing must not hide the others' numbers
                     errors[kind] = str(e)
-            done = {k: f"{statistics.median(v):.2f}" for k, v in samples.items() if v}
-            print(f"[{model}] round {rnd + 1}/{a.rounds} medians (ms): {done}", file=sys.stderr)
+            medians = {k: f"{statistics.median(v):.2f}" for k, v in samples.items() if v}
+            print(f"[{model}] round {rnd + 1}/{a.rounds} medians (ms): {medians}", file=sys.stderr)
         row = {}
         for kind in a.runtimes:
             if kind in errors:
                 row[kind] = {"error": errors[kind]}
                 continue
-            s = sorted(samples[kind])
-            row[kind] = {"p50_ms": statistics.median(s), "min_ms": s[0], "p90_ms": s[int(0.9 * (len(s) - 1))],
-                         "n": len(s), "samples": samples[kind], **{k: v for k, v in facts.get(kind, {}).items()}}
+            stats = summarize(samples[kind])
+            row[kind] = {"p50_ms": stats["p50"], "stats": stats, "samples": samples[kind], **facts.get(kind, {})}
         ort = row.get("ort", {}).get("p50_ms")
         for kind in ("iree", "tvm", "torch"):
             if ort and "p50_ms" in row.get(kind, {}):
