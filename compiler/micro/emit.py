@@ -58,6 +58,16 @@ def _shape_comment(shape) -> str:
     return "x".join(str(d) for d in shape) or "scalar"
 
 
+def arena_lines(plan: ArenaPlan, what: str) -> list[str]:
+    """The arena's C definition (in its own .bss section, for the linker map) and its layout as comments."""
+    section = 'section(".bss.edgecc_arena")'
+    lines = ["", f"/* The arena: {what}. */",
+             f"static uint8_t arena[{max(plan.size, 16)}] __attribute__((aligned(16), {section}));"]
+    for b in sorted(plan.buffers, key=lambda b: plan.offsets[b.name]):
+        lines.append(f"/*   {b.name:<10} @ {plan.offsets[b.name]:>7}  {b.size:>7} B  steps {b.first}..{b.last} */")
+    return lines
+
+
 def emit_header(lowered, plan: ArenaPlan, header_note: str) -> str:
     """model.h: entry point, I/O shapes and sizes, arena and weight bytes, and the harness names.
 
@@ -136,10 +146,7 @@ def emit_aot_c(lowered, symbols: dict[str, str], plan: ArenaPlan, header_note: s
             c.append(f"static const {C_TYPES[ti.dtype]} {n}_data[{max(1, ti.value.size)}] __attribute__((aligned(16)))"
                      f" = {{{_c_values(ti.value)}}};  /* {_shape_comment(ti.shape)} {ti.dtype} */")
 
-    c += ["", "/* The arena: intermediates and kernel scratch, placed by liveness (offset, bytes, steps alive). */",
-          f"static uint8_t arena[{max(plan.size, 16)}] __attribute__((aligned(16), section(\".bss.edgecc_arena\")));"]
-    for b in sorted(plan.buffers, key=lambda b: plan.offsets[b.name]):
-        c.append(f"/*   {b.name:<10} @ {plan.offsets[b.name]:>7}  {b.size:>7} B  steps {b.first}..{b.last} */")
+    c += arena_lines(plan, "intermediates and kernel scratch, placed by liveness (offset, bytes, steps alive)")
 
     c += ["", "/* Tensors: the ones bound to caller buffers are rewritten by the run function, the rest are const. */"]
     runtime_bound = []

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgecc.compiler.errors import UnsupportedOpError
-from edgecc.compiler.micro.emit import _c_values, c_prefix, emit_header
+from edgecc.compiler.micro.emit import _c_values, arena_lines, c_prefix, emit_header
 from edgecc.compiler.micro.lower import TensorInfo
 from edgecc.compiler.micro.plan import ArenaPlan, Buffer
 
@@ -194,10 +194,7 @@ def emit_int8_c(prog: Int8Program, plan: ArenaPlan, header_note: str) -> tuple[s
         else:
             c.append(f"static const {ctype} {name}[{max(1, value.size)}] __attribute__((aligned(4))) = "
                      f"{{{_c_values(np.asarray(value))}}};")
-    c += ["", "/* The arena: int8 NHWC activations and kernel scratch, placed by liveness. */",
-          f"static uint8_t arena[{max(plan.size, 16)}] __attribute__((aligned(16), section(\".bss.edgecc_arena\")));"]
-    for b in sorted(plan.buffers, key=lambda b: plan.offsets[b.name]):
-        c.append(f"/*   {b.name:<10} @ {plan.offsets[b.name]:>7}  {b.size:>7} B  steps {b.first}..{b.last} */")
+    c += arena_lines(plan, "int8 NHWC activations and kernel scratch, placed by liveness")
     c += ["", f"int {p}_run(void* const inputs[], void* const outputs[]) {{"]
     for i, s in enumerate(prog.steps):
         text = s.kernel
