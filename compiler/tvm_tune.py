@@ -94,16 +94,16 @@ def _parallel_enabled() -> bool:
 
 
 def build(mod, tvm_target, database_path: Path | None):
-    """tvm.compile with the tuning database (when given) and default CPU schedules for the rest. Returns
-    (executable, facts for the manifest)."""
+    """tvm.compile for a CPU target with the tuning database (when there is one) and default CPU schedules for
+    the rest. Returns (executable, facts for the manifest)."""
+    import contextlib
+
     import tvm
     from tvm import relax
     from tvm.relax.transform import MetaScheduleApplyDatabase
 
     target = tvm.target.Target(tvm_target)
-    cpu = target.kind.name == "llvm"
-    rules = "dlight cpu GEMV/Reduction" + (" + CpuParallel" if _parallel_enabled() else "")
-    facts: dict = {"default_schedules": rules if cpu else "TVM default"}
+    facts: dict = {"default_schedules": "dlight cpu GEMV/Reduction" + (" + CpuParallel" if _parallel_enabled() else "")}
     database = open_database(database_path) if database_path and has_database(database_path) else None
     applied: list[str] = []
 
@@ -114,18 +114,15 @@ def build(mod, tvm_target, database_path: Path | None):
             before = {gv.name_hint for gv, f in mod.functions_items() if _scheduled(f)}
             mod = MetaScheduleApplyDatabase()(mod)
             applied.extend(sorted({gv.name_hint for gv, f in mod.functions_items() if _scheduled(f)} - before))
-        if cpu:
-            mod = default_cpu_schedule()(mod)
+        mod = default_cpu_schedule()(mod)
         return tvm.transform.Sequential(_lower_passes(target))(mod)
 
+    with target, database if database is not None else contextlib.nullcontext(), \
+            tvm.transform.PassContext(opt_level=3):
+        ex = relax.build(mod, target=target, relax_pipeline=pipeline)
     if database is not None:
-        with target, database, tvm.transform.PassContext(opt_level=3):
-            ex = relax.build(mod, target=target, relax_pipeline=pipeline)
         facts["tuning_database"] = str(database_path)
         facts["tuned_functions"] = len(applied)
-    else:
-        with target, tvm.transform.PassContext(opt_level=3):
-            ex = relax.build(mod, target=target, relax_pipeline=pipeline)
     return ex, facts
 
 
@@ -233,13 +230,3 @@ def _keep_best(records_file: Path) -> int:
             best[workload] = (mean, line)
     records_file.write_text("".join(line + "\n" for _, (_, line) in sorted(best.items())))
     return len(best)
-
-
-def summarize_database(path: Path) -> dict:
-    if not has_database(path):
-        return {"database": str(path), "workloads": 0, "records": 0}
-    n_work = sum(1 for line in (path / WORKLOADS).read_text().splitlines() if line.strip())
-    n_rec = sum(1 for line in (path / RECORDS).read_text().splitlines() if line.strip())
-    return {"database": str(path), "workloads": n_work, "records": n_rec,
-            "bytes": (path / WORKLOADS).stat().st_size + (path / RECORDS).stat().st_size,
-            "sample": json.loads((path / RECORDS).read_text().splitlines()[0])[0] if n_rec else None}
