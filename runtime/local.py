@@ -43,6 +43,13 @@ def check_host_cpu(bundle) -> None:
                               "recompile it here")
 
 
+def iree_device_available(driver: str) -> bool:
+    """Whether this machine's `iree-run-module --list_devices` lists a device of that driver (vulkan, cuda)."""
+    from edgecc.compiler.tools import run_tool
+
+    return f"{driver}://" in run_tool(["iree-run-module", "--list_devices"], check=False).stdout
+
+
 class IreeLocalRunner(LocalRunner):
     def __init__(self, bundle):
         super().__init__(bundle)
@@ -72,10 +79,7 @@ class IreeToolRunner(LocalRunner):
         super().__init__(bundle)
         self.module, self.device, self.where = module, device, where
         self.function = bundle.manifest["artifact"]["info"].get("function", "main")
-        from edgecc.compiler.tools import run_tool
-
-        listed = run_tool(["iree-run-module", "--list_devices"], check=False).stdout
-        if f"{device}://" not in listed:
+        if not iree_device_available(device):
             raise CannotRunHere(f"no IREE {device} device here (install mesa-vulkan-drivers for lavapipe)")
 
     def _run(self, inputs):
@@ -117,9 +121,7 @@ class TvmLocalRunner(LocalRunner):
 
     def _run(self, inputs):
         out = self._fn(*[self._tvm.runtime.tensor(a, self._dev) for a in inputs])
-        outs = [np.asarray(o.numpy()) for o in _flatten(out)]
-        self._dev.sync()
-        return outs
+        return [np.asarray(o.numpy()) for o in _flatten(out)]
 
 
 def _flatten(out):

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from edgecc.compiler.artifact import Artifact, CompileOptions
 from edgecc.compiler.backends import register_backend
-from edgecc.compiler.errors import CannotRunHere, ModelError, TargetError, ToolError, UnsupportedOpError, require
+from edgecc.compiler.errors import (CannotRunHere, EdgeccError, ModelError, TargetError, ToolError,
+                                   UnsupportedOpError, require)
 from edgecc.compiler.tools import find_tool, repro_line, run_tool
 
 _ILLEGAL_OP = re.compile(r"failed to legalize (?:operation|unresolved materialization)[^']*'([\w.]+)'")
@@ -24,6 +25,7 @@ _TORCH_OP = re.compile(r"'?torch\.(aten\.[\w.]+|prims\.[\w.]+)")
 class IreeBackend:
     def compile(self, model, target, workdir: Path, options: CompileOptions) -> Artifact:
         cfg = target.backend("iree")
+        nhwc_rewrite = _bool_option(options.options, "nhwc_rewrite", bool(cfg.options.get("nhwc_rewrite")))
         work = workdir / "work"
         work.mkdir(exist_ok=True)
         mlir = work / "model.mlir"
@@ -35,7 +37,7 @@ class IreeBackend:
         else:
             calls.append(self._import_torch(model, mlir))
         layout_rewrites = None
-        if _bool_option(options.options, "nhwc_rewrite", bool(cfg.options.get("nhwc_rewrite"))):
+        if nhwc_rewrite:
             from edgecc.compiler.backends.iree_layout import rewrite_file
 
             layout_rewrites = rewrite_file(mlir)
@@ -127,14 +129,13 @@ class IreeBackend:
 
 
 def _iree_device_exists(driver: str) -> bool:
-    """Whether this machine's IREE runtime sees a device of that driver (e.g. a CUDA GPU)."""
-    try:
-        from edgecc.compiler.tools import run_tool
+    """Whether this machine's IREE runtime sees a device of that driver (e.g. a CUDA GPU); no IREE tools: no."""
+    from edgecc.runtime.local import iree_device_available
 
-        listed = run_tool(["iree-run-module", "--list_devices"], check=False).stdout
-    except Exception:
+    try:
+        return iree_device_available(driver)
+    except EdgeccError:
         return False
-    return f"{driver}://" in listed
 
 
 def _bool_option(opts: dict, key: str, default: bool) -> bool:
