@@ -24,6 +24,7 @@ import operator
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from edgecc.compiler.errors import UnsupportedOpError
 
 QMIN, QMAX = -128, 127

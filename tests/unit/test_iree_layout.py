@@ -4,7 +4,6 @@ module must compile with the real iree-compile and give PyTorch's numbers."""
 import json
 
 from edgecc.compiler.backends.iree_layout import rewrite_text
-
 from tests.conftest import DATA, edgecc_cli
 
 DW = ("    %13 = linalg.depthwise_conv_2d_nchw_chw {dilations = dense<1> : vector<2xi64>, strides = dense<2> : "
