@@ -40,3 +40,8 @@ def test_database_keeps_the_fastest_record_per_workload(tmp_path):
     assert _keep_best(f) == 2
     kept = [json.loads(line) for line in f.read_text().splitlines()]
     assert [(w, r[1]) for w, r in kept] == [(0, [1e-6, 2e-6]), (1, [9e-6])]
+
+
+def test_tune_refuses_a_non_positive_trial_count(tmp_path):
+    p = edgecc_cli("tune", TINY, "--trials", "0", "--database", tmp_path / "db")
+    assert p.returncode == 3 and "--trials 0" in p.stderr and not (tmp_path / "db").exists()
