@@ -26,6 +26,9 @@ class IreeBackend:
     def compile(self, model, target, workdir: Path, options: CompileOptions) -> Artifact:
         cfg = target.backend("iree")
         nhwc_rewrite = _bool_option(options.options, "nhwc_rewrite", bool(cfg.options.get("nhwc_rewrite")))
+        if str(options.options.get("conv_data_tiling", "auto")).lower() != "auto":  # checked before the import
+            _bool_option(options.options, "conv_data_tiling", False)
+        _bool_option(options.options, "space_to_depth", False)
         work = workdir / "work"
         work.mkdir(exist_ok=True)
         mlir = work / "model.mlir"
@@ -43,7 +46,20 @@ class IreeBackend:
             layout_rewrites = rewrite_file(mlir)
             calls.append(f"edgecc.compiler.backends.iree_layout.rewrite_file({mlir.name})  "
                          f"# {layout_rewrites} depthwise/pooling ops to NHWC")
-        flags = list(cfg.flags) + list(options.extra_flags)
+        flags = list(cfg.flags)
+        conv_tiling = _conv_data_tiling(mlir, cfg.options, options.options)
+        if conv_tiling is not None:
+            on, why, s2d = conv_tiling
+            info_tiling = {"enabled": on, "why": why}
+            if on:
+                flags += list(cfg.options.get("conv_data_tiling_flags", []))
+            if s2d:
+                from edgecc.compiler.backends.iree_layout import space_to_depth_file
+
+                info_tiling["space_to_depth_convs"] = space_to_depth_file(mlir)
+                calls.append(f"edgecc.compiler.backends.iree_layout.space_to_depth_file({mlir.name})  "
+                             f"# {info_tiling['space_to_depth_convs']} few-channel strided convs")
+        flags += list(options.extra_flags)
         argv = ["iree-compile", str(mlir), *flags, "-o", str(workdir / "model.vmfb")]
         try:
             run_tool(argv, cwd=workdir, timeout=3600)
@@ -59,6 +75,8 @@ class IreeBackend:
             info["host_cpu_isa"] = cpu_isa_flags()
         if layout_rewrites is not None:
             info["nhwc_rewrites"] = layout_rewrites
+        if conv_tiling is not None:
+            info["conv_data_tiling"] = info_tiling
         if cfg.options.get("note"):
             info["note"] = cfg.options["note"]
         files = ["model.vmfb"]
@@ -138,12 +156,32 @@ def _iree_device_exists(driver: str) -> bool:
         return False
 
 
+def _conv_data_tiling(mlir: Path, target_opts: dict, user_opts: dict) -> tuple[bool, str, bool] | None:
+    """(on, why, space-to-depth) for targets that set `conv_data_tiling` (host.toml); None elsewhere.
+
+    `auto` turns IREE's convolution data tiling on when dense k>1 convolutions carry most of the model's
+    convolution MACs (ResNets: 99%), and off when depthwise/1x1 convolutions do (MobileNetV2: 4%), where packing
+    costs more than it saves (measured on the host; see targets/host.toml)."""
+    mode = str(user_opts.get("conv_data_tiling", target_opts.get("conv_data_tiling", ""))).lower()
+    if not mode:
+        return None
+    if mode == "auto":
+        from edgecc.compiler.backends.iree_layout import spatial_conv_share
+
+        share = spatial_conv_share(mlir.read_text())
+        on, why = share >= 0.5, f"auto: dense k>1 convolutions do {share:.0%} of the convolution MACs"
+    else:
+        on, why = _bool_option({"conv_data_tiling": mode}, "conv_data_tiling", False), f"conv_data_tiling={mode}"
+    return on, why, _bool_option(user_opts, "space_to_depth", on)
+
+
 def _bool_option(opts: dict, key: str, default: bool) -> bool:
     if key not in opts:
         return default
     value = str(opts[key]).lower()
     if value not in ("1", "0", "true", "false", "on", "off"):
-        raise TargetError(f"--option {key}={opts[key]}: expected 1/0 (true/false)")
+        extra = " or auto" if key == "conv_data_tiling" else ""
+        raise TargetError(f"--option {key}={opts[key]}: expected 1/0 (true/false){extra}")
     return value in ("1", "true", "on")
 
 

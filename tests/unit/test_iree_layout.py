@@ -3,7 +3,7 @@ module must compile with the real iree-compile and give PyTorch's numbers."""
 
 import json
 
-from edgecc.compiler.backends.iree_layout import rewrite_text
+from edgecc.compiler.backends.iree_layout import rewrite_text, space_to_depth_text, spatial_conv_share
 from tests.conftest import DATA, edgecc_cli
 
 DW = ("    %13 = linalg.depthwise_conv_2d_nchw_chw {dilations = dense<1> : vector<2xi64>, strides = dense<2> : "
@@ -38,3 +38,61 @@ def test_bad_option_value(tmp_path):
     p = edgecc_cli("compile", f"{DATA / 'layout_factory.py'}:build", "--target", "host", "--backend", "iree",
                    "--option", "nhwc_rewrite=maybe", "-o", tmp_path / "x")
     assert p.returncode != 0 and "nhwc_rewrite=maybe" in p.stderr and not (tmp_path / "x").exists()
+
+
+STEM = ("    %2 = linalg.conv_2d_nchw_fchw {dilations = dense<1> : vector<2xi64>, strides = dense<2> : vector<2xi64>} "
+        "ins(%padded, %cst_104 : tensor<1x3x230x230xf32>, tensor<64x3x7x7xf32>) outs(%1 : tensor<1x64x112x112xf32>) "
+        "-> tensor<1x64x112x112xf32>")
+
+
+def test_space_to_depth_text_shapes():
+    text, n = space_to_depth_text(STEM + "\n")
+    assert n == 1
+    # kernel 7 padded to 8, folded to 4x4 over 3*2*2 = 12 phase channels; the result keeps its name and type
+    assert "high[0, 0, 1, 1]" in text
+    assert ("%2 = linalg.conv_2d_nchw_fchw {dilations = dense<1> : vector<2xi64>, strides = dense<1> : vector<2xi64>} "
+            "ins(") in text
+    assert "tensor<1x12x115x115xf32>, tensor<64x12x4x4xf32>) outs(%1 : tensor<1x64x112x112xf32>)" in text
+    # many input channels (s*s*C > 16), stride 1, or dilation: left alone
+    for other in (STEM.replace("1x3x230x230", "1x8x230x230").replace("64x3x7x7", "64x8x7x7"),
+                  STEM.replace("strides = dense<2>", "strides = dense<1>"),
+                  STEM.replace("dilations = dense<1>", "dilations = dense<2>")):
+        assert space_to_depth_text(other + "\n") == (other + "\n", 0)
+
+
+def test_spatial_conv_share():
+    dense = STEM.replace("1x3x230x230", "1x64x114x114").replace("64x3x7x7", "64x64x3x3")
+    assert spatial_conv_share(dense + "\n") == 1.0
+    pointwise = dense.replace("64x64x3x3", "64x64x1x1")
+    assert spatial_conv_share(pointwise + "\n") == 0.0
+    assert spatial_conv_share(DW + "\n") == 0.0
+    assert spatial_conv_share(dense + "\n" + pointwise + "\n") == 0.9  # 9 taps against 1
+    assert spatial_conv_share("") == 0.0
+
+
+def test_space_to_depth_compiles_and_matches_pytorch(tmp_path):
+    """7x7/2 on RGB and 5x5/3 on one channel, odd image sizes (input padded and sliced), with conv data tiling on;
+    a wrong phase order fails this (checked by mutating the filter permutation)."""
+    out = tmp_path / "stem"
+    p = edgecc_cli("compile", f"{DATA / 'stem_factory.py'}:build", "--target", "host", "--backend", "iree",
+                   "--option", "conv_data_tiling=1", "-o", out)
+    assert p.returncode == 0, p.stderr
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["artifact"]["info"]["conv_data_tiling"] == {"enabled": True, "why": "conv_data_tiling=1",
+                                                          "space_to_depth_convs": 2}
+    v = m["validation"]
+    assert v["passed"] and v["max_abs_error"] < 1e-5 and v["max_rel_error"] < 1e-4
+
+
+def test_conv_data_tiling_auto_and_bad_values(tmp_path):
+    # ds-cnn is depthwise/pointwise heavy (12% dense k>1 MACs): auto leaves data tiling off
+    out = tmp_path / "auto"
+    p = edgecc_cli("compile", "ds-cnn", "--target", "host", "--backend", "iree", "-o", out)
+    assert p.returncode == 0, p.stderr
+    tiling = json.loads((out / "manifest.json").read_text())["artifact"]["info"]["conv_data_tiling"]
+    assert tiling["enabled"] is False and tiling["why"].startswith("auto: dense k>1 convolutions do ")
+    for bad in ("conv_data_tiling=sometimes", "space_to_depth=2"):
+        p = edgecc_cli("compile", f"{DATA / 'layout_factory.py'}:build", "--target", "host", "--backend", "iree",
+                       "--option", bad, "-o", tmp_path / "x")
+        assert p.returncode != 0 and bad in p.stderr and not (tmp_path / "x").exists()
+        assert len(p.stderr.strip().splitlines()) == 1
