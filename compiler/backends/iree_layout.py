@@ -115,7 +115,8 @@ def _s2d_conv(m: re.Match, n: int) -> list[str] | None:
     def pad(name: str, src: str, shape: tuple, high: tuple) -> list[str]:
         out = tuple(a + b for a, b in zip(shape, high, strict=True))
         idx = ", ".join(f"{name}_i{i}: index" for i in range(len(shape)))
-        return [f"{ind}{name} = tensor.pad {src} low[{', '.join('0' * len(shape))}] high[{', '.join(map(str, high))}] {{",
+        low, hi = ", ".join("0" * len(shape)), ", ".join(map(str, high))
+        return [f"{ind}{name} = tensor.pad {src} low[{low}] high[{hi}] {{",
                 f"{ind}^bb0({idx}):", f"{ind}  tensor.yield {k}_zero : {et}",
                 f"{ind}}} : {ty(*shape)} to {ty(*out)}"]
 
@@ -127,7 +128,8 @@ def _s2d_conv(m: re.Match, n: int) -> list[str] | None:
     # NCHW in, NCHW out, like the op it replaces: IREE's channels-last pass then treats it as any other conv.
     # Channel order of the space-to-depth input is (row phase, column phase, c), the same for the filter.
     lines += [f"{ind}{k}_xe = tensor.expand_shape {x} [[0], [1], [2, 3], [4, 5]] output_shape "
-              f"[{bn}, {c}, {hp // s}, {s}, {wp // s}, {s}] : {ty(bn, c, hp, wp)} into {ty(bn, c, hp // s, s, wp // s, s)}",
+              f"[{bn}, {c}, {hp // s}, {s}, {wp // s}, {s}] : {ty(bn, c, hp, wp)} "
+              f"into {ty(bn, c, hp // s, s, wp // s, s)}",
               f"{ind}{k}_xt_init = tensor.empty() : {ty(bn, s, s, c, hp // s, wp // s)}",
               f"{ind}{k}_xt = linalg.transpose ins({k}_xe : {ty(bn, c, hp // s, s, wp // s, s)}) "
               f"outs({k}_xt_init : {ty(bn, s, s, c, hp // s, wp // s)}) permutation = [0, 3, 5, 1, 2, 4]",
@@ -149,8 +151,8 @@ def _s2d_conv(m: re.Match, n: int) -> list[str] | None:
               f"outs({k}_wt_init : {ty(f, s, s, c, kh2, kw2)}) permutation = [0, 3, 5, 1, 2, 4]",
               f"{ind}{k}_wc = tensor.collapse_shape {k}_wt [[0], [1, 2, 3], [4], [5]] : "
               f"{ty(f, s, s, c, kh2, kw2)} into {ty(f, cc, kh2, kw2)}",
-              f"{ind}{m['res']} = linalg.conv_2d_nchw_fchw {{dilations = dense<1> : vector<2xi64>, strides = dense<1> : "
-              f"vector<2xi64>}} ins({x}, {k}_wc : {ty(bn, cc, ih, iw)}, {ty(f, cc, kh2, kw2)}) "
+              f"{ind}{m['res']} = linalg.conv_2d_nchw_fchw {{dilations = dense<1> : vector<2xi64>, "
+              f"strides = dense<1> : vector<2xi64>}} ins({x}, {k}_wc : {ty(bn, cc, ih, iw)}, {ty(f, cc, kh2, kw2)}) "
               f"outs({m['o']} : {ty(bn, f, oh, ow)}) -> {ty(bn, f, oh, ow)}"]
     return lines
 
