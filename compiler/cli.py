@@ -61,9 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     tu = sub.add_parser("tune", help="tune a model's TVM workloads with MetaSchedule into the target's database")
     tu.add_argument("model", help="zoo name, path/file.py:factory, model.pt2 or model.onnx")
-    tu.add_argument("--target", "-t", default="host", help="a CPU target (tuning measures on this machine)")
+    tu.add_argument("--target", "-t", default="host", help="a CPU target (without --device: one that runs here)")
     tu.add_argument("--trials", type=int, default=200, help="measurement trials over all the model's workloads")
     tu.add_argument("--database", help="database folder (default: targets/tuning/<target>/, used by compile)")
+    tu.add_argument("--device", "-d", help="rpc://tracker:port/key: build here (with the target's cross compiler) "
+                    "and time candidates on the device through its TVM RPC tracker (default: this machine). "
+                    "num-cores: the target's tvm_target value if it sets one, else the thread count of the TVM "
+                    "runtime on the device, asked over RPC")
+    tu.add_argument("--timeout", type=float, default=120, help="--device: seconds to reach the tracker and get a "
+                    "session, and the build and RPC session timeout of each candidate")
     tu.add_argument("--input-shape", action="append", type=_shape, help="input shape (repeat per input)")
     tu.add_argument("--seed", type=int, default=0)
 
@@ -232,23 +238,31 @@ def cmd_tune(args) -> int:
     from edgecc.compiler.backends.tvm import TvmBackend, resolve_tvm_target
     from edgecc.compiler.errors import TargetError
     from edgecc.compiler.frontends import load_model
+    from edgecc.runtime.devices import parse_device
     from edgecc.targets import get_target
 
     target = get_target(args.target)
     cfg = target.backend("tvm")
     tvm_target = resolve_tvm_target(cfg)
-    if tvm_target.get("kind") != "llvm" or cfg.cross_compiler:
-        raise TargetError(f"edgecc tune measures on this machine: target {target.name} ({tvm_target.get('kind')}"
-                          f"{', ' + cfg.cross_compiler if cfg.cross_compiler else ''}) does not run here; "
-                          "tune on the device's own machine")
+    device = parse_device(args.device)
+    if device is not None and device.kind != "rpc":
+        raise TargetError(f"edgecc tune --device {device.text}: tuning measures through a TVM RPC tracker; use "
+                          "--device rpc://tracker-host:port/device-key, or no --device for this machine")
+    if tvm_target.get("kind") != "llvm":
+        raise TargetError(f"edgecc tune tunes CPU targets (tvm_target kind llvm); {target.name} is "
+                          f"{tvm_target.get('kind')}")
+    if device is None and cfg.cross_compiler:
+        raise TargetError(f"edgecc tune measures on this machine: target {target.name} (llvm, {cfg.cross_compiler}) "
+                          "does not run here; tune over the device's RPC tracker with --device rpc://HOST:PORT/KEY")
     model = load_model(args.model, input_shapes=args.input_shape)
     mod, _ = TvmBackend()._import(model)
     db = Path(args.database) if args.database else tvm_tune.database_dir(target.name)
     t0 = time.perf_counter()
-    result = tvm_tune.tune(mod, tvm_target, db, args.trials, seed=args.seed)
-    print(f"tuned {model.name} for {target.name}: {result['trials']} trials in {time.perf_counter() - t0:.0f}s; "
-          f"database {db}: {result['records_before']} -> {result['records_after']} records "
-          "(edgecc compile --backend tvm applies it)")
+    result = tvm_tune.tune(mod, tvm_target, db, args.trials, seed=args.seed, device=device,
+                           cross_compiler=cfg.cross_compiler if device is not None else "", timeout=args.timeout)
+    print(f"tuned {model.name} for {target.name} on {result['measured_on']} (num-cores {result['num_cores']}): "
+          f"{result['trials']} trials in {time.perf_counter() - t0:.0f}s; database {db}: "
+          f"{result['records_before']} -> {result['records_after']} records (edgecc compile --backend tvm applies it)")
     return 0
 
 

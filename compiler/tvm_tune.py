@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from edgecc.compiler.errors import TargetError
+from edgecc.compiler.errors import DeviceError, TargetError
 
 TUNING_ROOT = Path(__file__).resolve().parents[1] / "targets" / "tuning"
 WORKLOADS, RECORDS = "database_workload.json", "database_tuning_record.json"
@@ -168,15 +168,25 @@ def _scheduled(func) -> bool:
     return bool(func.attrs.get("tirx.is_scheduled", False)) or bool(func.attrs.get("tir.is_scheduled", False))
 
 
-def tune(mod, tvm_target: dict, database_path: Path, trials: int, seed: int = 0) -> dict:
-    """Tune the module's workloads with MetaSchedule (local builder and runner: this machine), then merge the
-    records into `database_path`, keeping the faster record per workload."""
+def tune(mod, tvm_target: dict, database_path: Path, trials: int, seed: int = 0, device=None,
+         cross_compiler: str = "", timeout: float = 120) -> dict:
+    """Tune the module's workloads with MetaSchedule, then merge the records into `database_path`, keeping the
+    faster record per workload. Candidates are measured on this machine (local builder and runner), or, with
+    `device` (an rpc:// Device), built here (with `cross_compiler` when the target has one) and timed on the
+    device through its TVM RPC tracker.
+
+        tune(mod, {"kind": "llvm", "mtriple": "aarch64-linux-gnu"}, Path("db"), 64,
+             device=parse_device("rpc://farm:9190/rk3588"), cross_compiler="aarch64-linux-gnu-g++")
+    """
     import tvm
     from tvm.s_tir import meta_schedule as ms
 
     if trials < 1:
         raise TargetError(f"--trials {trials}: give a positive number of measurement trials")
-    if tvm_target.get("kind") == "llvm" and "num-cores" not in tvm_target:
+    measure: dict = {"builder": "local", "runner": "local"}
+    if device is not None:
+        tvm_target, measure = _rpc_measure(tvm_target, device, cross_compiler, timeout)
+    elif tvm_target.get("kind") == "llvm" and "num-cores" not in tvm_target:
         import os
 
         tvm_target = {**tvm_target, "num-cores": os.cpu_count() or 1}  # MetaSchedule's CPU rules need it
@@ -189,13 +199,60 @@ def tune(mod, tvm_target: dict, database_path: Path, trials: int, seed: int = 0)
         n_tasks = max(1, len(ms.relax_integration.extract_tasks(fused, target)))
         per_round = max(4, min(64, trials // n_tasks))
         ms.relax_integration.tune_relax(fused, params={}, target=target, work_dir=tmp, max_trials_global=trials,
-                                        num_trials_per_iter=per_round, seed=seed)
+                                        num_trials_per_iter=per_round, seed=seed, builder=measure["builder"],
+                                        runner=measure["runner"])
         new = open_database(Path(tmp))
-        records = new.get_all_tuning_records()
+        records = [r for r in new.get_all_tuning_records() if _measured(r)]
+        if not records:
+            where = device.text if device is not None else "this machine"
+            raise (DeviceError if device is not None else TargetError)(
+                f"no candidate ran on {where} ({trials} trials: every build or run failed); nothing written "
+                f"to {database_path}")
         database_path.mkdir(parents=True, exist_ok=True)
         merged = _merge(database_path, records)
     return {"trials": trials, "tasks": n_tasks, "trials_per_round": per_round, "records": len(records),
-            "database": str(database_path), **merged}
+            "database": str(database_path), "num_cores": tvm_target.get("num-cores"),
+            "measured_on": device.text if device is not None else "local", **merged}
+
+
+def _rpc_measure(tvm_target: dict, device, cross_compiler: str, timeout: float) -> tuple[dict, dict]:
+    """MetaSchedule's RPC runner on the device's tracker key, and a local builder exporting with the target's
+    cross compiler. The device is asked first (a missing key would make the runner wait forever); its TVM
+    runtime's thread count is the num-cores the CPU rules use unless the target file sets one."""
+    import functools
+
+    from tvm.s_tir import meta_schedule as ms
+
+    from edgecc.runtime.rpc import probe_rpc_device
+
+    probe = probe_rpc_device(device, timeout)
+    if tvm_target.get("kind") == "llvm" and "num-cores" not in tvm_target:
+        tvm_target = {**tvm_target, "num-cores": probe["num_threads"]}
+    runner = ms.runner.RPCRunner(rpc_config=ms.runner.RPCConfig(
+        tracker_host=device.host, tracker_port=device.port, tracker_key=device.key, session_timeout_sec=int(timeout)))
+    # the build timeout follows --timeout too: MetaSchedule's 30 s default is the worker's import of TVM plus the
+    # build, which a loaded machine exceeds
+    export = functools.partial(export_cross, cross_compiler) if cross_compiler else None
+    builder = ms.builder.LocalBuilder(timeout_sec=max(30.0, timeout), f_export=export)
+    return tvm_target, {"builder": builder, "runner": runner}
+
+
+def export_cross(cross_compiler: str, rt_mod) -> str:
+    """MetaSchedule export function: the candidate as a shared object linked by the target's cross compiler
+    (the default exports a .tar of objects that the device's RPC server would link with its own compiler)."""
+    import os
+
+    from tvm.support import cc
+
+    path = os.path.join(tempfile.mkdtemp(prefix="edgecc-ms-"), "candidate.so")
+    rt_mod.export_library(path, fcompile=cc.cross_compiler(cross_compiler))
+    return path
+
+
+def _measured(record) -> bool:
+    """A record whose run succeeded (MetaSchedule stores failed builds/runs with 1e10 s or no times)."""
+    secs = [float(x) for x in record.run_secs or []]
+    return bool(secs) and max(secs) < 1e9
 
 
 def _merge(database_path: Path, records) -> dict:
