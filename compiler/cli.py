@@ -68,8 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "and time candidates on the device through its TVM RPC tracker (default: this machine). "
                     "num-cores: the target's tvm_target value if it sets one, else the thread count of the TVM "
                     "runtime on the device, asked over RPC")
-    tu.add_argument("--timeout", type=float, default=120, help="--device: seconds to reach the tracker and get a "
-                    "session, and the build and RPC session timeout of each candidate")
+    tu.add_argument("--timeout", type=float, default=120, help="seconds each candidate may take to build and to "
+                    "run (with --device: also to reach the tracker and get a session)")
     tu.add_argument("--input-shape", action="append", type=_shape, help="input shape (repeat per input)")
     tu.add_argument("--seed", type=int, default=0)
 

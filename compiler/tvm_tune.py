@@ -178,18 +178,25 @@ def tune(mod, tvm_target: dict, database_path: Path, trials: int, seed: int = 0,
         tune(mod, {"kind": "llvm", "mtriple": "aarch64-linux-gnu"}, Path("db"), 64,
              device=parse_device("rpc://farm:9190/rk3588"), cross_compiler="aarch64-linux-gnu-g++")
     """
+    import functools
+
     import tvm
     from tvm.s_tir import meta_schedule as ms
 
     if trials < 1:
         raise TargetError(f"--trials {trials}: give a positive number of measurement trials")
-    measure: dict = {"builder": "local", "runner": "local"}
+    # build and run timeouts follow `timeout`: MetaSchedule's 30 s default covers a worker's import of TVM plus
+    # the build, which a loaded machine exceeds, and every candidate then fails
     if device is not None:
-        tvm_target, measure = _rpc_measure(tvm_target, device, cross_compiler, timeout)
-    elif tvm_target.get("kind") == "llvm" and "num-cores" not in tvm_target:
-        import os
+        tvm_target, runner = _rpc_runner(tvm_target, device, timeout)
+    else:
+        runner = ms.runner.LocalRunner(timeout_sec=timeout)
+        if tvm_target.get("kind") == "llvm" and "num-cores" not in tvm_target:
+            import os
 
-        tvm_target = {**tvm_target, "num-cores": os.cpu_count() or 1}  # MetaSchedule's CPU rules need it
+            tvm_target = {**tvm_target, "num-cores": os.cpu_count() or 1}  # MetaSchedule's CPU rules need it
+    export = functools.partial(export_cross, cross_compiler) if cross_compiler else None
+    builder = ms.builder.LocalBuilder(timeout_sec=timeout, f_export=export)
     target = tvm.target.Target(tvm_target)
     with tempfile.TemporaryDirectory(prefix="edgecc-tune-") as tmp:
         with target:
@@ -199,8 +206,8 @@ def tune(mod, tvm_target: dict, database_path: Path, trials: int, seed: int = 0,
         n_tasks = max(1, len(ms.relax_integration.extract_tasks(fused, target)))
         per_round = max(4, min(64, trials // n_tasks))
         ms.relax_integration.tune_relax(fused, params={}, target=target, work_dir=tmp, max_trials_global=trials,
-                                        num_trials_per_iter=per_round, seed=seed, builder=measure["builder"],
-                                        runner=measure["runner"])
+                                        num_trials_per_iter=per_round, seed=seed, builder=builder,
+                                        runner=runner)
         new = open_database(Path(tmp))
         records = [r for r in new.get_all_tuning_records() if _measured(r)]
         if not records:
@@ -215,12 +222,10 @@ def tune(mod, tvm_target: dict, database_path: Path, trials: int, seed: int = 0,
             "measured_on": device.text if device is not None else "local", **merged}
 
 
-def _rpc_measure(tvm_target: dict, device, cross_compiler: str, timeout: float) -> tuple[dict, dict]:
-    """MetaSchedule's RPC runner on the device's tracker key, and a local builder exporting with the target's
-    cross compiler. The device is asked first (a missing key would make the runner wait forever); its TVM
-    runtime's thread count is the num-cores the CPU rules use unless the target file sets one."""
-    import functools
-
+def _rpc_runner(tvm_target: dict, device, timeout: float):
+    """MetaSchedule's RPC runner on the device's tracker key. The device is asked first (a missing key would
+    make the runner wait forever); its TVM runtime's thread count is the num-cores the CPU rules use unless the
+    target file sets one."""
     from tvm.s_tir import meta_schedule as ms
 
     from edgecc.runtime.rpc import probe_rpc_device
@@ -230,11 +235,7 @@ def _rpc_measure(tvm_target: dict, device, cross_compiler: str, timeout: float) 
         tvm_target = {**tvm_target, "num-cores": probe["num_threads"]}
     runner = ms.runner.RPCRunner(rpc_config=ms.runner.RPCConfig(
         tracker_host=device.host, tracker_port=device.port, tracker_key=device.key, session_timeout_sec=int(timeout)))
-    # the build timeout follows --timeout too: MetaSchedule's 30 s default is the worker's import of TVM plus the
-    # build, which a loaded machine exceeds
-    export = functools.partial(export_cross, cross_compiler) if cross_compiler else None
-    builder = ms.builder.LocalBuilder(timeout_sec=max(30.0, timeout), f_export=export)
-    return tvm_target, {"builder": builder, "runner": runner}
+    return tvm_target, runner
 
 
 def export_cross(cross_compiler: str, rt_mod) -> str:
