@@ -67,6 +67,20 @@ def test_unreachable_tracker_is_one_line_and_writes_nothing(tmp_path):
     assert not db.exists()
 
 
+def test_cross_target_is_allowed_with_an_rpc_device(farm, tmp_path):
+    """orangepi5-cpu is refused without --device (test_tune.py); with one it gets as far as asking the tracker."""
+    p = edgecc_cli("tune", TINY, "--target", "orangepi5-cpu", "--device", f"rpc://127.0.0.1:{farm.port}/rk3588",
+                   "--database", tmp_path / "db", "--timeout", "10", timeout=120)
+    assert p.returncode == 12 and "'rk3588'" in p.stderr and "does not run here" not in p.stderr, p.stderr
+    assert not (tmp_path / "db").exists()
+
+
+def test_gpu_target_is_refused(tmp_path):
+    p = edgecc_cli("tune", TINY, "--target", "cuda-sm80", "--device", "rpc://127.0.0.1:9190/jetson",
+                   "--database", tmp_path / "db", timeout=120)
+    assert p.returncode == 3 and "CPU targets" in p.stderr and not (tmp_path / "db").exists(), p.stderr
+
+
 @pytest.mark.parametrize("device, code, words", [("rpc://no-port/k", 3, "unknown device"),
                                                  ("ssh://pi@board", 3, "TVM RPC tracker")])
 def test_device_that_is_not_an_rpc_url_is_refused(tmp_path, device, code, words):
