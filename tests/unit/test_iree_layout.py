@@ -60,6 +60,18 @@ def test_space_to_depth_text_shapes():
         assert space_to_depth_text(other + "\n") == (other + "\n", 0)
 
 
+def test_strided_1x1_becomes_slice_and_stride_1():
+    down = (STEM.replace("1x3x230x230", "1x256x56x56").replace("64x3x7x7", "512x256x1x1")
+            .replace("1x64x112x112", "1x512x28x28"))
+    text, n = rewrite_text(down + "\n")
+    assert n == 1
+    assert "tensor.extract_slice %padded[0, 0, 0, 0] [1, 256, 28, 28] [1, 1, 2, 2]" in text
+    assert ("%2 = linalg.conv_2d_nchw_fchw {dilations = dense<1> : vector<2xi64>, strides = dense<1> : "
+            "vector<2xi64>} ins(%edgecc_sub0, %cst_104 : tensor<1x256x28x28xf32>, tensor<512x256x1x1xf32>)") in text
+    stride1 = down.replace("strides = dense<2>", "strides = dense<1>")
+    assert rewrite_text(stride1 + "\n") == (stride1 + "\n", 0)
+
+
 def test_spatial_conv_share():
     dense = STEM.replace("1x3x230x230", "1x64x114x114").replace("64x3x7x7", "64x64x3x3")
     assert spatial_conv_share(dense + "\n") == 1.0
@@ -80,6 +92,7 @@ def test_space_to_depth_compiles_and_matches_pytorch(tmp_path):
     m = json.loads((out / "manifest.json").read_text())
     assert m["artifact"]["info"]["conv_data_tiling"] == {"enabled": True, "why": "conv_data_tiling=1",
                                                           "space_to_depth_convs": 2}
+    assert m["artifact"]["info"]["nhwc_rewrites"] == 1  # the strided 1x1 conv
     v = m["validation"]
     assert v["passed"] and v["max_abs_error"] < 1e-5 and v["max_rel_error"] < 1e-4
 
