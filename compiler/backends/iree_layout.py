@@ -16,6 +16,7 @@ form is left as it was (correct, just slower). See benchmarks/host_vs_baselines.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -88,31 +89,37 @@ def _subsample_1x1(m: re.Match, n: int) -> list[str] | None:
             f"outs({m['o']} : {out}) -> {out}"]
 
 
-def rewrite_text(text: str) -> tuple[str, int]:
-    """(rewritten module text, number of ops rewritten): NCHW depthwise convolutions and pooling to NHWC, strided
-    1x1 convolutions to a strided slice and a stride-1 convolution."""
+def _apply(text: str, rules) -> tuple[str, int]:
+    """Rewrite each line the first matching rule (needle, pattern, rewrite) turns into lines; (text, count)."""
     out, n = [], 0
     for line in text.splitlines():
-        m = _OP.match(line) if "_nchw_" in line else None
-        if m:
-            out.extend(_rewrite_op(m, n))
-            n += 1
-            continue
-        m = _CONV1X1.match(line) if "linalg.conv_2d_nchw_fchw" in line else None
-        lines = _subsample_1x1(m, n) if m else None
-        if lines:
-            out.extend(lines)
-            n += 1
+        for needle, pattern, rewrite in rules:
+            m = pattern.match(line) if needle in line else None
+            lines = rewrite(m, n) if m else None
+            if lines:
+                out.extend(lines)
+                n += 1
+                break
         else:
             out.append(line)
     return "\n".join(out) + "\n", n
 
 
-def rewrite_file(path: Path) -> int:
-    text, n = rewrite_text(path.read_text())
+def _apply_file(path: Path, rewrite_text_fn) -> int:
+    text, n = rewrite_text_fn(path.read_text())
     if n:
         path.write_text(text)
     return n
+
+
+def rewrite_text(text: str) -> tuple[str, int]:
+    """(rewritten module text, number of ops rewritten): NCHW depthwise convolutions and pooling to NHWC, strided
+    1x1 convolutions to a strided slice and a stride-1 convolution."""
+    return _apply(text, [("_nchw_", _OP, _rewrite_op), ("linalg.conv_2d_nchw_fchw", _CONV1X1, _subsample_1x1)])
+
+
+def rewrite_file(path: Path) -> int:
+    return _apply_file(path, rewrite_text)
 
 
 # --- Space-to-depth for strided convolutions with few input channels (the RGB stem) ------------------------------
@@ -195,16 +202,7 @@ def _s2d_conv(m: re.Match, n: int) -> list[str] | None:
 
 def space_to_depth_text(text: str) -> tuple[str, int]:
     """(module text with few-channel strided convolutions in space-to-depth form, number rewritten)."""
-    out, n = [], 0
-    for line in text.splitlines():
-        m = _CONV.match(line) if "conv_2d_nchw_fchw" in line else None
-        lines = _s2d_conv(m, n) if m else None
-        if lines:
-            out.extend(lines)
-            n += 1
-        else:
-            out.append(line)
-    return "\n".join(out) + "\n", n
+    return _apply(text, [("linalg.conv_2d_nchw_fchw", _CONV, _s2d_conv)])
 
 
 _DW = re.compile(r"linalg\.depthwise_conv_2d_n(?P<layout>chw|hwc)_\w+ .*ins\(%[\w.]+, %[\w.]+ : tensor<[0-9x]+x\w+>, "
@@ -230,20 +228,10 @@ def spatial_conv_share(text: str) -> float:
         elif "linalg.depthwise_conv_2d" in line and (d := _DW.search(line)):
             taps = [int(v) for v in d["ws"].split("x")]
             taps = taps[1:] if d["layout"] == "chw" else taps[:-1]  # filter CHW or HWC: drop the channels
-            other += _prod([int(v) for v in d["os"].split("x")]) * _prod(taps)
+            other += math.prod([int(v) for v in d["os"].split("x")]) * math.prod(taps)
     total = dense + other
     return dense / total if total else 0.0
 
 
-def _prod(v: list[int]) -> int:
-    p = 1
-    for x in v:
-        p *= x
-    return p
-
-
 def space_to_depth_file(path: Path) -> int:
-    text, n = space_to_depth_text(path.read_text())
-    if n:
-        path.write_text(text)
-    return n
+    return _apply_file(path, space_to_depth_text)
