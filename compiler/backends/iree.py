@@ -26,9 +26,9 @@ class IreeBackend:
     def compile(self, model, target, workdir: Path, options: CompileOptions) -> Artifact:
         cfg = target.backend("iree")
         nhwc_rewrite = _bool_option(options.options, "nhwc_rewrite", bool(cfg.options.get("nhwc_rewrite")))
-        if str(options.options.get("conv_data_tiling", "auto")).lower() != "auto":  # checked before the import
-            _bool_option(options.options, "conv_data_tiling", False)
-        _bool_option(options.options, "space_to_depth", False)
+        # options checked before the import; `auto` is decided on the imported module
+        tiling_mode = _conv_data_tiling_mode(cfg.options, options.options)
+        space_to_depth = _bool_option(options.options, "space_to_depth", None)
         work = workdir / "work"
         work.mkdir(exist_ok=True)
         mlir = work / "model.mlir"
@@ -47,13 +47,15 @@ class IreeBackend:
             calls.append(f"edgecc.compiler.backends.iree_layout.rewrite_file({mlir.name})  "
                          f"# {layout_rewrites} depthwise/pooling ops to NHWC")
         flags = list(cfg.flags)
-        conv_tiling = _conv_data_tiling(mlir, cfg.options, options.options)
-        if conv_tiling is not None:
-            on, why, s2d = conv_tiling
+        info_tiling = None
+        if tiling_mode is not None:
+            on, why = _conv_data_tiling(mlir, tiling_mode)
             info_tiling = {"enabled": on, "why": why}
             if on:
                 flags += list(cfg.options.get("conv_data_tiling_flags", []))
-            if s2d:
+            if space_to_depth is None:
+                space_to_depth = on  # by default together with data tiling
+            if space_to_depth:
                 from edgecc.compiler.backends.iree_layout import space_to_depth_file
 
                 info_tiling["space_to_depth_convs"] = space_to_depth_file(mlir)
@@ -75,7 +77,7 @@ class IreeBackend:
             info["host_cpu_isa"] = cpu_isa_flags()
         if layout_rewrites is not None:
             info["nhwc_rewrites"] = layout_rewrites
-        if conv_tiling is not None:
+        if info_tiling is not None:
             info["conv_data_tiling"] = info_tiling
         if cfg.options.get("note"):
             info["note"] = cfg.options["note"]
@@ -156,33 +158,39 @@ def _iree_device_exists(driver: str) -> bool:
         return False
 
 
-def _conv_data_tiling(mlir: Path, target_opts: dict, user_opts: dict) -> tuple[bool, str, bool] | None:
-    """(on, why, space-to-depth) for targets that set `conv_data_tiling` (host.toml); None elsewhere.
-
-    `auto` turns IREE's convolution data tiling on when dense k>1 convolutions carry at least a third of the
-    model's convolution MACs (ResNet-18 99%, ResNet-50 48%), and off when depthwise/1x1 convolutions dominate
-    (MobileNetV2: 4%), where packing costs more than it saves (measured on the host; see targets/host.toml)."""
-    mode = str(user_opts.get("conv_data_tiling", target_opts.get("conv_data_tiling", ""))).lower()
-    if not mode:
-        return None
-    if mode == "auto":
-        from edgecc.compiler.backends.iree_layout import spatial_conv_share
-
-        share = spatial_conv_share(mlir.read_text())
-        on, why = share >= 1 / 3, f"auto: dense k>1 convolutions do {share:.0%} of the convolution MACs"
-    else:
-        on, why = _bool_option({"conv_data_tiling": mode}, "conv_data_tiling", False), f"conv_data_tiling={mode}"
-    return on, why, _bool_option(user_opts, "space_to_depth", on)
+def _conv_data_tiling_mode(target_opts: dict, user_opts: dict) -> str | None:
+    """`conv_data_tiling`, the user's over the target's, lower-cased and checked; None for targets without it."""
+    value = user_opts.get("conv_data_tiling", target_opts.get("conv_data_tiling", ""))
+    if str(value).lower() not in ("", "auto"):
+        _bool_option({"conv_data_tiling": value}, "conv_data_tiling", False, also="auto")
+    return str(value).lower() or None
 
 
-def _bool_option(opts: dict, key: str, default: bool) -> bool:
+def _conv_data_tiling(mlir: Path, mode: str) -> tuple[bool, str]:
+    """(on, why). `auto` turns IREE's convolution data tiling on when dense k>1 convolutions carry at least a
+    third of the model's convolution MACs (ResNet-18 99%, ResNet-50 48%), and off when depthwise/1x1 convolutions
+    dominate (MobileNetV2: 4%), where packing costs more than it saves (measured on the host; see
+    targets/host.toml)."""
+    if mode != "auto":
+        return mode in _TRUE, f"conv_data_tiling={mode}"
+    from edgecc.compiler.backends.iree_layout import spatial_conv_share
+
+    share = spatial_conv_share(mlir.read_text())
+    return share >= 1 / 3, f"auto: dense k>1 convolutions do {share:.0%} of the convolution MACs"
+
+
+_TRUE, _FALSE = ("1", "true", "on"), ("0", "false", "off")
+
+
+def _bool_option(opts: dict, key: str, default: bool | None, also: str = "") -> bool | None:
+    """opts[key] as a bool (default when absent); a one-line error for anything else (`also`: another value the
+    caller accepts, named in that error)."""
     if key not in opts:
         return default
     value = str(opts[key]).lower()
-    if value not in ("1", "0", "true", "false", "on", "off"):
-        extra = " or auto" if key == "conv_data_tiling" else ""
-        raise TargetError(f"--option {key}={opts[key]}: expected 1/0 (true/false){extra}")
-    return value in ("1", "true", "on")
+    if value not in _TRUE + _FALSE:
+        raise TargetError(f"--option {key}={opts[key]}: expected 1/0 (true/false){' or ' + also if also else ''}")
+    return value in _TRUE
 
 
 def _flag_value(flags: list[str], name: str) -> str:
