@@ -7,7 +7,7 @@ vectorize badly: measured on the 2-core Zen 5 host, single thread, MobileNetV2's
 named NHWC forms (`linalg.depthwise_conv_2d_nhwc_hwc`, `linalg.pooling_nhwc_max/sum`) between transposes, which
 IREE's transpose propagation folds into the neighbouring NHWC convolutions, MobileNetV2 runs in 5.8 ms.
 
-Strided 1x1 convolutions become a strided slice and a stride-1 convolution (see _CONV1X1), and with
+Strided 1x1 convolutions become a strided slice and a stride-1 convolution (see _subsample_1x1), and with
 convolution data tiling on, few-channel strided stems go to space-to-depth form (space_to_depth_text).
 
 The rewrite is textual on the printed linalg module, one op a line as torch-mlir prints them; an op in another
@@ -63,21 +63,25 @@ def _rewrite_op(m: re.Match, n: int) -> list[str]:
     return lines
 
 
+_CONV = re.compile(
+    r"^(?P<ind>\s*)(?P<res>%[\w.]+) = linalg\.conv_2d_nchw_fchw \{dilations = dense<1> : vector<2xi64>, "
+    r"strides = dense<(?P<s>\d+)> : vector<2xi64>\} ins\((?P<x>%[\w.]+), (?P<w>%[\w.]+) : "
+    r"tensor<(?P<xs>[0-9x]+)x(?P<et>\w+)>, tensor<(?P<ws>[0-9x]+)x(?P=et)>\) outs\((?P<o>%[\w.]+) : "
+    r"tensor<(?P<os>[0-9x]+)x(?P=et)>\) -> tensor<(?P=os)x(?P=et)>\s*$")
+
+
+def _dims(m: re.Match, key: str) -> list[int]:
+    return [int(v) for v in m[key].split("x")]
+
+
 # A strided 1x1 convolution reads one pixel in s*s: IREE fuses it with the residual add into a "reduction"
 # dispatch that does not vectorize (ResNet-50's three downsample convolutions took 38 ms each, one thread, of a
 # 148 ms run). As a strided slice of the input followed by a stride-1 1x1 convolution, it is a plain matmul-like
 # dispatch: ResNet-50 148 -> 60 ms (ResNet-18: no change).
-_CONV1X1 = re.compile(
-    r"^(?P<ind>\s*)(?P<res>%[\w.]+) = linalg\.conv_2d_nchw_fchw \{dilations = dense<1> : vector<2xi64>, "
-    r"strides = dense<(?P<s>\d+)> : vector<2xi64>\} ins\((?P<x>%[\w.]+), (?P<w>%[\w.]+) : "
-    r"tensor<(?P<xs>[0-9x]+)x(?P<et>\w+)>, tensor<(?P<ws>\d+x\d+)x1x1x(?P=et)>\) outs\((?P<o>%[\w.]+) : "
-    r"tensor<(?P<os>[0-9x]+)x(?P=et)>\) -> tensor<(?P=os)x(?P=et)>\s*$")
-
-
 def _subsample_1x1(m: re.Match, n: int) -> list[str] | None:
     s = int(m["s"])
-    (bn, c, _h, _w), (_, f, oh, ow) = ([int(v) for v in m[k].split("x")] for k in ("xs", "os"))
-    if s < 2:
+    (bn, c, _h, _w), (_, _f, oh, ow) = _dims(m, "xs"), _dims(m, "os")
+    if s < 2 or _dims(m, "ws")[2:] != [1, 1]:
         return None
     ind, et, k = m["ind"], m["et"], f"%edgecc_sub{n}"
     sub = f"tensor<{bn}x{c}x{oh}x{ow}x{et}>"
@@ -85,7 +89,7 @@ def _subsample_1x1(m: re.Match, n: int) -> list[str] | None:
     return [f"{ind}{k} = tensor.extract_slice {m['x']}[0, 0, 0, 0] [{bn}, {c}, {oh}, {ow}] [1, 1, {s}, {s}] : "
             f"tensor<{m['xs']}x{et}> to {sub}",
             f"{ind}{m['res']} = linalg.conv_2d_nchw_fchw {{dilations = dense<1> : vector<2xi64>, "
-            f"strides = dense<1> : vector<2xi64>}} ins({k}, {m['w']} : {sub}, tensor<{m['ws']}x1x1x{et}>) "
+            f"strides = dense<1> : vector<2xi64>}} ins({k}, {m['w']} : {sub}, tensor<{m['ws']}x{et}>) "
             f"outs({m['o']} : {out}) -> {out}"]
 
 
@@ -115,7 +119,7 @@ def _apply_file(path: Path, rewrite_text_fn) -> int:
 def rewrite_text(text: str) -> tuple[str, int]:
     """(rewritten module text, number of ops rewritten): NCHW depthwise convolutions and pooling to NHWC, strided
     1x1 convolutions to a strided slice and a stride-1 convolution."""
-    return _apply(text, [("_nchw_", _OP, _rewrite_op), ("linalg.conv_2d_nchw_fchw", _CONV1X1, _subsample_1x1)])
+    return _apply(text, [("_nchw_", _OP, _rewrite_op), ("linalg.conv_2d_nchw_fchw", _CONV, _subsample_1x1)])
 
 
 def rewrite_file(path: Path) -> int:
@@ -128,12 +132,7 @@ def rewrite_file(path: Path) -> int:
 # (16 fp32 on AVX-512). A stem convolution with 3 input channels then does 16/3 = 5.3x the work: ResNet-18's
 # 7x7/2 stem took 5.3 ms of a 24.5 ms single-thread run on the 2-core Zen 5 host. Rewritten as a stride-1
 # convolution over a space-to-depth input (s*s*C channels, kernel padded to a multiple of s and folded), the same
-# arithmetic has 12 of 16 lanes busy.
-_CONV = re.compile(
-    r"^(?P<ind>\s*)(?P<res>%[\w.]+) = linalg\.conv_2d_nchw_fchw \{dilations = dense<1> : vector<2xi64>, "
-    r"strides = dense<(?P<s>\d+)> : vector<2xi64>\} ins\((?P<x>%[\w.]+), (?P<w>%[\w.]+) : "
-    r"tensor<(?P<xs>[0-9x]+)x(?P<et>f32)>, tensor<(?P<ws>[0-9x]+)x(?P=et)>\) outs\((?P<o>%[\w.]+) : "
-    r"tensor<(?P<os>[0-9x]+)x(?P=et)>\) -> tensor<(?P=os)x(?P=et)>\s*$")
+# arithmetic has 12 of 16 lanes busy (fp32 only: what was measured).
 S2D_MAX_CHANNELS = 16  # rewrite only when s*s*C stays within one 16-lane vector
 
 
@@ -143,8 +142,8 @@ def _ceil_to(v: int, m: int) -> int:
 
 def _s2d_conv(m: re.Match, n: int) -> list[str] | None:
     ind, et, s = m["ind"], m["et"], int(m["s"])
-    (bn, c, h, w), (f, c2, kh, kw), (_, f2, oh, ow) = ([int(v) for v in m[k].split("x")] for k in ("xs", "ws", "os"))
-    if s < 2 or c2 != c or f2 != f or s * s * c > S2D_MAX_CHANNELS:
+    (bn, c, h, w), (f, c2, kh, kw), (_, f2, oh, ow) = _dims(m, "xs"), _dims(m, "ws"), _dims(m, "os")
+    if et != "f32" or s < 2 or c2 != c or f2 != f or s * s * c > S2D_MAX_CHANNELS:
         return None
     k = f"%edgecc_s2d{n}"
     khp, kwp = _ceil_to(kh, s), _ceil_to(kw, s)  # kernel padded with zero taps to a multiple of s
@@ -217,9 +216,9 @@ def spatial_conv_share(text: str) -> float:
     """
     dense = other = 0
     for line in text.splitlines():
-        if "linalg.conv_2d_nchw_fchw" in line and (m := _CONV.match(line)):
-            f, c, kh, kw = (int(v) for v in m["ws"].split("x"))
-            bn, _, oh, ow = (int(v) for v in m["os"].split("x"))
+        if "linalg.conv_2d_nchw_fchw" in line and (m := _CONV.match(line)) and m["et"] == "f32":
+            f, c, kh, kw = _dims(m, "ws")
+            bn, _, oh, ow = _dims(m, "os")
             macs = bn * f * oh * ow * c * kh * kw
             if kh * kw > 1:
                 dense += macs
