@@ -26,19 +26,21 @@ class IreeBackend:
     def compile(self, model, target, workdir: Path, options: CompileOptions) -> Artifact:
         cfg = target.backend("iree")
         nhwc_rewrite = _bool_option(options.options, "nhwc_rewrite", bool(cfg.options.get("nhwc_rewrite")))
+        nhwc_graph = _bool_option(options.options, "nhwc_graph", bool(cfg.options.get("nhwc_graph")))
         # options checked before the import; `auto` is decided on the imported module
         tiling_mode = _conv_data_tiling_mode(cfg.options, options.options)
         space_to_depth = _bool_option(options.options, "space_to_depth", None)
         work = workdir / "work"
         work.mkdir(exist_ok=True)
         mlir = work / "model.mlir"
-        calls = []
+        calls, nhwc_graph_stats = [], None
         if model.kind == "onnx":
             argv = ["iree-import-onnx", str(model.onnx_path), "-o", str(mlir)]
             run_tool(argv, cwd=workdir)
             calls.append(repro_line([find_tool("iree-import-onnx")] + argv[1:]))
         else:
-            calls.append(self._import_torch(model, mlir))
+            call, nhwc_graph_stats = self._import_torch(model, mlir, nhwc_graph)
+            calls.append(call)
         layout_rewrites = None
         if nhwc_rewrite:
             from edgecc.compiler.backends.iree_layout import rewrite_file
@@ -61,6 +63,15 @@ class IreeBackend:
                 info_tiling["space_to_depth_convs"] = space_to_depth_file(mlir)
                 calls.append(f"edgecc.compiler.backends.iree_layout.space_to_depth_file({mlir.name})  "
                              f"# {info_tiling['space_to_depth_convs']} few-channel strided convs")
+        matmul_tiling = None
+        if nhwc_graph and model.kind != "onnx" and cfg.options.get("matmul_data_tiling_flags"):
+            from edgecc.compiler.backends.iree_layout import hint_matmul_data_tiling_file
+
+            matmul_tiling = hint_matmul_data_tiling_file(mlir)
+            calls.append(f"edgecc.compiler.backends.iree_layout.hint_matmul_data_tiling_file({mlir.name})  "
+                         f"# {matmul_tiling} long-reduction matmuls")
+            if matmul_tiling and not (info_tiling or {}).get("enabled"):
+                flags += list(cfg.options["matmul_data_tiling_flags"])
         flags += list(options.extra_flags)
         argv = ["iree-compile", str(mlir), *flags, "-o", str(workdir / "model.vmfb")]
         try:
@@ -77,6 +88,10 @@ class IreeBackend:
             info["host_cpu_isa"] = cpu_isa_flags()
         if layout_rewrites is not None:
             info["nhwc_rewrites"] = layout_rewrites
+        if nhwc_graph_stats is not None:
+            info["nhwc_graph"] = nhwc_graph_stats
+        if matmul_tiling is not None:
+            info["matmul_data_tiling_hints"] = matmul_tiling
         if info_tiling is not None:
             info["conv_data_tiling"] = info_tiling
         if cfg.options.get("note"):
@@ -97,9 +112,16 @@ class IreeBackend:
         files += write_device_scripts(workdir, info, len(model.example_inputs), len(model.output_names))
         return Artifact(files=files, entry="model.vmfb", calls=calls, flags=flags, info=info)
 
-    def _import_torch(self, model, mlir: Path) -> str:
+    def _import_torch(self, model, mlir: Path, nhwc_graph: bool = False) -> tuple[str, dict | None]:
+        """(repro line, channels-last rewrite stats or None): the model as linalg-on-tensors in `mlir`."""
         fx = require("torch_mlir.fx", "torch-mlir", "the IREE backend (torch-mlir FX importer)")
-        ep = model.exported_program()
+        ep, stats = model.exported_program(), None
+        if nhwc_graph:
+            import torch
+
+            from edgecc.compiler.channels_last import channels_last
+
+            ep, stats = channels_last(ep, tuple(torch.from_numpy(a) for a in model.example_inputs))
         diagnostics: list[str] = []
         try:
             module = fx.export_and_import(ep, output_type="linalg-on-tensors", func_name="main",
@@ -113,8 +135,11 @@ class IreeBackend:
             raise ModelError(f"torch-mlir could not import {model.name}: {first[:300]}") from e
         with open(mlir, "w") as f:
             module.operation.print(file=f, large_elements_limit=None, enable_debug_info=False)
-        return (f"torch_mlir.fx.export_and_import(torch.export.export(<{model.name}>, inputs), "
-                f"output_type='linalg-on-tensors', func_name='main') > {mlir.name}")
+        source = f"torch.export.export(<{model.name}>, inputs)"
+        if stats is not None and "skipped" not in stats:
+            source = f"edgecc.compiler.channels_last.channels_last({source}, inputs)"
+        return (f"torch_mlir.fx.export_and_import({source}, output_type='linalg-on-tensors', func_name='main') "
+                f"> {mlir.name}"), stats
 
     def runner(self, bundle):
         """Where this bundle runs from here: the host CPU, qemu-aarch64, or a Vulkan check variant on lavapipe."""

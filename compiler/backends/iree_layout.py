@@ -208,11 +208,16 @@ _DW = re.compile(r"linalg\.depthwise_conv_2d_n(?P<layout>chw|hwc)_\w+ .*ins\(%[\
                  r"tensor<(?P<ws>[0-9x]+)x\w+>\) outs\(%[\w.]+ : tensor<(?P<os>[0-9x]+)x\w+>\)")
 
 
+_MATMUL_SHAPES = re.compile(r"linalg\.matmul (?:\{[^}]*\} )?ins\(%[\w.]+, %[\w.]+ : tensor<(\d+)x(\d+)xf32>, "
+                            r"tensor<\d+x(\d+)xf32>\)")
+
+
 def spatial_conv_share(text: str) -> float:
     """Share of the module's convolution MACs done by dense convolutions with a kernel larger than 1x1.
 
-    Those are the ones IREE's convolution data tiling speeds up; depthwise and 1x1 convolutions it does not (they
-    are not data-tiled, or they pay for packing their neighbours' outputs). Used to decide `conv_data_tiling=auto`.
+    Those are the ones IREE's convolution data tiling speeds up; depthwise and 1x1 convolutions (also as the
+    matmuls the channels-last graph makes of them) it does not: they are not data-tiled, or they pay for packing
+    their neighbours' outputs. Used to decide `conv_data_tiling=auto`.
     """
     dense = other = 0
     for line in text.splitlines():
@@ -228,9 +233,36 @@ def spatial_conv_share(text: str) -> float:
             taps = [int(v) for v in d["ws"].split("x")]
             taps = taps[1:] if d["layout"] == "chw" else taps[:-1]  # filter CHW or HWC: drop the channels
             other += math.prod([int(v) for v in d["os"].split("x")]) * math.prod(taps)
+        elif "linalg.matmul" in line and (mm := _MATMUL_SHAPES.search(line)):
+            other += math.prod(int(v) for v in mm.groups())  # 1x1 convolutions after the channels-last graph
     total = dense + other
     return dense / total if total else 0.0
 
 
 def space_to_depth_file(path: Path) -> int:
     return _apply_file(path, space_to_depth_text)
+
+
+# --- Data tiling for long-reduction matmuls only ----------------------------------------------------------------------
+#
+# After the channels-last graph rewrite (compiler/channels_last.py), 1x1 convolutions are linalg.matmul. IREE's
+# default CPU tiling does the long-K, few-row ones badly (MobileNetV2's 49x160x960 projection: 52 GFLOP/s, one thread,
+# Zen 5) and data tiling (packed operands + ukernels) does them well (0.28 -> 0.10 ms), but data-tiling every matmul
+# packs the big early layers' activations too, which costs more than it saves (112x112x16->96: 0.20 -> 0.55 ms).
+# IREE honours a per-op `iree.opt.data_tiling` hint, so only matmuls with K >= MATMUL_DATA_TILING_MIN_K get it.
+MATMUL_DATA_TILING_MIN_K = 512
+_MATMUL = re.compile(r"^(?P<head>.*= linalg\.matmul) ins\(%[\w.]+, %[\w.]+ : tensor<\d+x(?P<k>\d+)x\w+>, ")
+
+
+def hint_matmul_data_tiling_text(text: str, min_k: int = MATMUL_DATA_TILING_MIN_K) -> tuple[str, int]:
+    """(text, count): `iree.opt.data_tiling` on each 2-D linalg.matmul whose reduction is at least `min_k` long."""
+    def hint(m: re.Match, _n: int) -> list[str] | None:
+        if int(m["k"]) < min_k:
+            return None
+        return [m.string.replace(f"{m['head']} ins(", f"{m['head']} {{iree.opt.data_tiling}} ins(", 1)]
+
+    return _apply(text, [("linalg.matmul ins(", _MATMUL, hint)])
+
+
+def hint_matmul_data_tiling_file(path: Path, min_k: int = MATMUL_DATA_TILING_MIN_K) -> int:
+    return _apply_file(path, lambda text: hint_matmul_data_tiling_text(text, min_k))

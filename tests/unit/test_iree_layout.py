@@ -3,7 +3,8 @@ module must compile with the real iree-compile and give PyTorch's numbers."""
 
 import json
 
-from edgecc.compiler.backends.iree_layout import rewrite_text, space_to_depth_text, spatial_conv_share
+from edgecc.compiler.backends.iree_layout import (hint_matmul_data_tiling_text, rewrite_text, space_to_depth_text,
+                                                  spatial_conv_share)
 from tests.conftest import DATA, edgecc_cli
 
 DW = ("    %13 = linalg.depthwise_conv_2d_nchw_chw {dilations = dense<1> : vector<2xi64>, strides = dense<2> : "
@@ -79,22 +80,26 @@ def test_spatial_conv_share():
     assert spatial_conv_share(pointwise + "\n") == 0.0
     assert spatial_conv_share(DW + "\n") == 0.0
     assert spatial_conv_share(dense + "\n" + pointwise + "\n") == 0.9  # 9 taps against 1
+    # the channels-last graph's 1x1 convolutions are matmuls (112*112 x 64 x 64: the same MACs as `pointwise`)
+    assert spatial_conv_share(dense + "\n" + MATMUL.replace("49x960", "12544x64").replace("960x160", "64x64")
+                              .replace("49x160", "12544x64") + "\n") == 0.9
     assert spatial_conv_share("") == 0.0
 
 
 def test_space_to_depth_compiles_and_matches_pytorch(tmp_path):
     """7x7/2 on RGB and 5x5/3 on one channel, odd image sizes (input padded and sliced), with conv data tiling on;
     a wrong phase order fails this (checked by mutating the filter permutation)."""
-    out = tmp_path / "stem"
-    p = edgecc_cli("compile", f"{DATA / 'stem_factory.py'}:build", "--target", "host", "--backend", "iree",
-                   "--option", "conv_data_tiling=1", "-o", out)
-    assert p.returncode == 0, p.stderr
-    m = json.loads((out / "manifest.json").read_text())
-    assert m["artifact"]["info"]["conv_data_tiling"] == {"enabled": True, "why": "conv_data_tiling=1",
-                                                          "space_to_depth_convs": 2}
-    assert m["artifact"]["info"]["nhwc_rewrites"] == 1  # the strided 1x1 conv
-    v = m["validation"]
-    assert v["passed"] and v["max_abs_error"] < 1e-5 and v["max_rel_error"] < 1e-4
+    for graph, subsampled in (("0", 1), ("1", 0)):  # with the channels-last graph the strided 1x1 is a matmul
+        out = tmp_path / f"stem-{graph}"
+        p = edgecc_cli("compile", f"{DATA / 'stem_factory.py'}:build", "--target", "host", "--backend", "iree",
+                       "--option", "conv_data_tiling=1", "--option", f"nhwc_graph={graph}", "-o", out)
+        assert p.returncode == 0, p.stderr
+        m = json.loads((out / "manifest.json").read_text())
+        assert m["artifact"]["info"]["conv_data_tiling"] == {"enabled": True, "why": "conv_data_tiling=1",
+                                                              "space_to_depth_convs": 2}
+        assert m["artifact"]["info"]["nhwc_rewrites"] == subsampled
+        v = m["validation"]
+        assert v["passed"] and v["max_abs_error"] < 1e-5 and v["max_rel_error"] < 1e-4
 
 
 def test_conv_data_tiling_auto_and_bad_values(tmp_path):
@@ -109,3 +114,36 @@ def test_conv_data_tiling_auto_and_bad_values(tmp_path):
                        "--option", bad, "-o", tmp_path / "x")
         assert p.returncode != 0 and bad in p.stderr and not (tmp_path / "x").exists()
         assert len(p.stderr.strip().splitlines()) == 1
+
+
+MATMUL = ("    %196 = linalg.matmul ins(%collapsed_231, %cst_19 : tensor<49x960xf32>, tensor<960x160xf32>) "
+          "outs(%181 : tensor<49x160xf32>) -> tensor<49x160xf32>")
+
+
+def test_matmul_data_tiling_hint_only_on_long_reductions():
+    text, n = hint_matmul_data_tiling_text(MATMUL + "\n")
+    assert n == 1 and text == MATMUL.replace("linalg.matmul ins(", "linalg.matmul {iree.opt.data_tiling} ins(") + "\n"
+    short = MATMUL.replace("49x960", "3136x144").replace("960x160", "144x24").replace("49x160", "3136x24")
+    assert hint_matmul_data_tiling_text(short + "\n") == (short + "\n", 0)
+    assert hint_matmul_data_tiling_text(MATMUL + "\n", min_k=1024)[1] == 0
+
+
+def test_channels_last_graph_compiles_and_matches_pytorch(tmp_path):
+    """MobileNetV2's last stage: 1x1 convolutions as matmuls (the 960-long one data-tiled with ukernels), BatchNorm
+    folded, the depthwise conv NHWC; and the same model with the graph rewrite off."""
+    for flag in ("1", "0"):
+        out = tmp_path / f"graph-{flag}"
+        p = edgecc_cli("compile", f"{DATA / 'pointwise_factory.py'}:build", "--target", "host", "--backend", "iree",
+                       "--option", f"nhwc_graph={flag}", "-o", out)
+        assert p.returncode == 0, p.stderr
+        m = json.loads((out / "manifest.json").read_text())
+        info = m["artifact"]["info"]
+        if flag == "1":
+            assert info["nhwc_graph"] == {"matmuls": 2, "convs": 1, "pools": 0, "folded_batchnorms": 3,
+                                          "nchw_fallbacks": 0}
+            assert info["matmul_data_tiling_hints"] == 1
+            assert "--iree-opt-data-tiling" in m["compile"]["flags"]
+        else:
+            assert "nhwc_graph" not in info and "matmul_data_tiling_hints" not in info
+        v = m["validation"]
+        assert v["passed"] and v["max_abs_error"] < 1e-4 and v["max_rel_error"] < 1e-3
