@@ -53,8 +53,7 @@ class IreeBackend:
         if tiling_mode is not None:
             on, why = _conv_data_tiling(mlir, tiling_mode)
             info_tiling = {"enabled": on, "why": why}
-            if on:
-                flags += list(cfg.options.get("conv_data_tiling_flags", []))
+            flags += list(cfg.options.get("conv_data_tiling_flags" if on else "conv_data_tiling_off_flags", []))
             if space_to_depth is None:
                 space_to_depth = on  # by default together with data tiling
             if space_to_depth:
