@@ -32,6 +32,7 @@ def _net():
     negative.bias.data.fill_(-10.0)  # every value < 0: a max-pool padded with 0 instead of -inf would be wrong
     return nn.Sequential(
         nn.Conv2d(3, 8, 3, 2, 1, bias=False), _bn(8), nn.ReLU6(),                       # stem, NCHW input
+        nn.Conv2d(8, 8, 3, 1, 1, groups=8, bias=False), _bn(8), nn.ReLU6(),             # depthwise
         Residual(nn.Sequential(nn.Conv2d(8, 16, 1, bias=False), _bn(16), nn.ReLU6(),     # inverted residual
                                nn.Conv2d(16, 16, 3, 1, 1, groups=16, bias=False), _bn(16), nn.ReLU6(),
                                nn.Conv2d(16, 8, 1, bias=False), _bn(8))),
@@ -55,15 +56,15 @@ def _rewrite(net, x):
 def test_mobilenet_like_block_is_nhwc_end_to_end():
     x = torch.randn(1, 3, 20, 20)
     ep2, stats, ref, got = _rewrite(_net(), x)
-    assert stats == {"matmuls": 4, "convs": 2, "pools": 1, "folded_batchnorms": 4, "nchw_fallbacks": 0}
+    assert stats == {"matmuls": 4, "convs": 3, "pools": 1, "folded_batchnorms": 5, "nchw_fallbacks": 0}
     torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
     ops = _ops(ep2)
     assert aten.batch_norm.default not in ops and aten.linear.default not in ops
     assert ops.count(aten.addmm.default) == 5  # four 1x1 convolutions and the classifier
-    # permutes only where a layout really changes: after the stem (NCHW input), around the depthwise conv and the
+    # permutes only where a layout really changes: after the stem (NCHW input), around the depthwise convs and the
     # max-pool; none around the elementwise ops, the residual add or the global pool
-    assert ops.count(aten.permute.default) == 5
-    assert ops.count(aten.constant_pad_nd.default) == 2  # depthwise (zeros) and max-pool (-inf) padded in NHWC
+    assert ops.count(aten.permute.default) == 7
+    assert ops.count(aten.constant_pad_nd.default) == 3  # depthwise (zeros) and max-pool (-inf) padded in NHWC
 
 
 def test_unknown_ops_get_nchw_inputs_and_stay_correct():
@@ -97,3 +98,24 @@ def test_training_mode_batchnorm_is_not_folded():
     x = torch.randn(2, 3, 5, 5)
     _, stats, _, _ = _rewrite(net, x)
     assert stats.get("folded_batchnorms", 0) == 0
+
+
+def test_pointwise_next_to_a_dense_conv_stays_a_conv():
+    """A ResNet-50 bottleneck: both 1x1 convolutions touch the 3x3 one (through BatchNorm/ReLU), so neither
+    becomes a matmul; the 1x1 shortcut that only meets the residual add does."""
+    class Bottleneck(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(nn.Conv2d(8, 4, 1, bias=False), _bn(4), nn.ReLU(),
+                                      nn.Conv2d(4, 4, 3, padding=1, bias=False), _bn(4), nn.ReLU(),
+                                      nn.Conv2d(4, 16, 1, bias=False), _bn(16))
+            self.shortcut = nn.Conv2d(8, 16, 1)
+
+        def forward(self, x):
+            return torch.relu(self.body(x) + self.shortcut(x))
+
+    torch.manual_seed(0)
+    x = torch.randn(1, 8, 6, 6)
+    _, stats, ref, got = _rewrite(Bottleneck().eval(), x)
+    assert stats["matmuls"] == 1 and stats["convs"] == 3 and stats["folded_batchnorms"] == 3
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
