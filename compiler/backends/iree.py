@@ -53,7 +53,12 @@ class IreeBackend:
         if tiling_mode is not None:
             on, why = _conv_data_tiling(mlir, tiling_mode)
             info_tiling = {"enabled": on, "why": why}
-            flags += list(cfg.options.get("conv_data_tiling_flags" if on else "conv_data_tiling_off_flags", []))
+            if on:
+                flags += list(cfg.options.get("conv_data_tiling_flags", []))
+            elif nhwc_graph_stats and "skipped" not in nhwc_graph_stats:
+                # the pad fusion is for the channels-last graph's NHWC pads; iree-compile crashed with it on
+                # the int8 QDQ models (ONNX import), which do not go through that rewrite
+                flags += list(cfg.options.get("conv_data_tiling_off_flags", []))
             if space_to_depth is None:
                 space_to_depth = on  # by default together with data tiling
             if space_to_depth:
