@@ -81,6 +81,11 @@ class _Rewriter:
             self.nhwc.add(n)
         return n
 
+    def pad_nhwc(self, xin: fx.Node, pad: list[int], value: float) -> fx.Node:
+        """`xin` (NHWC) padded by pad = [top/bottom, left/right] with `value`."""
+        return self.mark(self.call(aten.constant_pad_nd.default, xin, [0, 0, pad[1], pad[1], pad[0], pad[0]], value),
+                         nhwc=True)
+
     def value(self, old) -> torch.Tensor | None:
         """The constant tensor behind a get_attr node, or None."""
         if isinstance(old, fx.Node) and old.op == "get_attr":
@@ -107,7 +112,7 @@ class _Rewriter:
             self.folded[bn] = node
             self.stats["folded_batchnorms"] += 1
         xin = self.env[x]
-        n_, c, h, wd = _shape(x)
+        n_, c = _shape(x)[:2]
         kh, kw = weight.shape[2:]
         if (kh, kw) == (1, 1) and groups == 1 and pad == [0, 0] and dil == [1, 1] and not _next_to_dense_conv(node):
             y = self.as_layout(xin, True)
@@ -122,9 +127,7 @@ class _Rewriter:
             self.stats["matmuls"] += 1
         else:
             if xin in self.nhwc and pad != [0, 0]:
-                xin = self.mark(self.call(aten.constant_pad_nd.default, xin,
-                                          [0, 0, pad[1], pad[1], pad[0], pad[0]], 0.0), nhwc=True)
-                pad = [0, 0]
+                xin, pad = self.pad_nhwc(xin, pad, 0.0), [0, 0]
             y = self.call(aten.conv2d.default, self.as_layout(xin, False), self.const(weight), self.const(bias),
                           stride, pad, dil, groups)
             y = self.as_layout(self.mark(y, nhwc=False), True)
@@ -139,8 +142,7 @@ class _Rewriter:
             return None
         pad = _pair(pad)
         if pad != [0, 0]:
-            xin = self.mark(self.call(aten.constant_pad_nd.default, xin,
-                                      [0, 0, pad[1], pad[1], pad[0], pad[0]], -math.inf), nhwc=True)
+            xin = self.pad_nhwc(xin, pad, -math.inf)
         y = self.call(aten.max_pool2d.default, self.as_layout(xin, False), k, stride or k, [0, 0])
         self.stats["pools"] += 1
         return self.as_layout(self.mark(y, nhwc=False), True)
@@ -231,8 +233,8 @@ def channels_last(ep, args: tuple, rtol: float = 1e-3):
         stats = rw.stats
         if not (stats["matmuls"] or stats["convs"]):
             return ep, {"skipped": "no convolutions to rewrite"}
-        with torch.no_grad():
-            ref, got = ep.module()(*args), new_gm(*args)
+        with torch.no_grad():  # gm's own graph is untouched by the rewrite (it only gained constants)
+            ref, got = gm(*args), new_gm(*args)
         ref, got = torch.utils._pytree.tree_leaves(ref), torch.utils._pytree.tree_leaves(got)
         for r, g in zip(ref, got, strict=True):
             scale = float(r.abs().max()) if r.numel() else 0.0

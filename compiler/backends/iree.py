@@ -55,7 +55,7 @@ class IreeBackend:
             info_tiling = {"enabled": on, "why": why}
             if on:
                 flags += list(cfg.options.get("conv_data_tiling_flags", []))
-            elif nhwc_graph_stats and "skipped" not in nhwc_graph_stats:
+            elif _rewritten(nhwc_graph_stats):
                 # the pad fusion is for the channels-last graph's NHWC pads; iree-compile crashed with it on
                 # the int8 QDQ models (ONNX import), which do not go through that rewrite
                 flags += list(cfg.options.get("conv_data_tiling_off_flags", []))
@@ -70,7 +70,7 @@ class IreeBackend:
         matmul_tiling = None
         # Not with convolution data tiling on: hinted matmuls made IREE pick other tiles for the packed 3x3
         # convolutions, which then ran slower (ResNet-50 50.0 -> 53.3 ms, one thread).
-        if nhwc_graph and model.kind != "onnx" and cfg.options.get("matmul_data_tiling_flags") \
+        if nhwc_graph_stats is not None and cfg.options.get("matmul_data_tiling_flags") \
                 and not (info_tiling or {}).get("enabled"):
             from edgecc.compiler.backends.iree_layout import hint_matmul_data_tiling_file
 
@@ -143,7 +143,7 @@ class IreeBackend:
         with open(mlir, "w") as f:
             module.operation.print(file=f, large_elements_limit=None, enable_debug_info=False)
         source = f"torch.export.export(<{model.name}>, inputs)"
-        if stats is not None and "skipped" not in stats:
+        if _rewritten(stats):
             source = f"edgecc.compiler.channels_last.channels_last({source}, inputs)"
         return (f"torch_mlir.fx.export_and_import({source}, output_type='linalg-on-tensors', func_name='main') "
                 f"> {mlir.name}"), stats
@@ -188,6 +188,11 @@ def _iree_device_exists(driver: str) -> bool:
         return iree_device_available(driver)
     except EdgeccError:
         return False
+
+
+def _rewritten(nhwc_graph_stats: dict | None) -> bool:
+    """Whether the channels-last graph rewrite ran and was kept (its stats, not a `skipped` reason)."""
+    return bool(nhwc_graph_stats) and "skipped" not in nhwc_graph_stats
 
 
 def _conv_data_tiling_mode(target_opts: dict, user_opts: dict) -> str | None:
