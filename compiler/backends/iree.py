@@ -30,6 +30,7 @@ class IreeBackend:
         # options checked before the import; `auto` is decided on the imported module
         tiling_mode = _conv_data_tiling_mode(cfg.options, options.options)
         space_to_depth = _bool_option(options.options, "space_to_depth", None)
+        max_pool_slices = _bool_option(options.options, "max_pool_slices", None)
         work = workdir / "work"
         work.mkdir(exist_ok=True)
         mlir = work / "model.mlir"
@@ -67,6 +68,14 @@ class IreeBackend:
                 info_tiling["space_to_depth_convs"] = space_to_depth_file(mlir)
                 calls.append(f"edgecc.compiler.backends.iree_layout.space_to_depth_file({mlir.name})  "
                              f"# {info_tiling['space_to_depth_convs']} few-channel strided convs")
+            if max_pool_slices is None:
+                max_pool_slices = on  # data tiling gives pools an untiled encoding: a serial copy of the input
+            if max_pool_slices and nhwc_rewrite:  # acts on the NHWC pools rewrite_file makes
+                from edgecc.compiler.backends.iree_layout import max_pool_slices_file
+
+                info_tiling["max_pools_as_slices"] = max_pool_slices_file(mlir)
+                calls.append(f"edgecc.compiler.backends.iree_layout.max_pool_slices_file({mlir.name})  "
+                             f"# {info_tiling['max_pools_as_slices']} max pools as strided-slice maxima")
         matmul_tiling = None
         # Not with convolution data tiling on: hinted matmuls made IREE pick other tiles for the packed 3x3
         # convolutions, which then ran slower (ResNet-50 50.0 -> 53.3 ms, one thread).

@@ -3,8 +3,8 @@ module must compile with the real iree-compile and give PyTorch's numbers."""
 
 import json
 
-from edgecc.compiler.backends.iree_layout import (hint_matmul_data_tiling_text, rewrite_text, space_to_depth_text,
-                                                  spatial_conv_share)
+from edgecc.compiler.backends.iree_layout import (hint_matmul_data_tiling_text, max_pool_slices_text, rewrite_text,
+                                                  space_to_depth_text, spatial_conv_share)
 from tests.conftest import DATA, edgecc_cli
 
 DW = ("    %13 = linalg.depthwise_conv_2d_nchw_chw {dilations = dense<1> : vector<2xi64>, strides = dense<2> : "
@@ -96,10 +96,32 @@ def test_space_to_depth_compiles_and_matches_pytorch(tmp_path):
         assert p.returncode == 0, p.stderr
         m = json.loads((out / "manifest.json").read_text())
         assert m["artifact"]["info"]["conv_data_tiling"] == {"enabled": True, "why": "conv_data_tiling=1",
-                                                              "space_to_depth_convs": 2}
-        assert m["artifact"]["info"]["nhwc_rewrites"] == 1
+                                                              "space_to_depth_convs": 2, "max_pools_as_slices": 1}
+        assert m["artifact"]["info"]["nhwc_rewrites"] == 2  # the strided 1x1 and the max pool
         v = m["validation"]
         assert v["passed"] and v["max_abs_error"] < 1e-5 and v["max_rel_error"] < 1e-4
+
+
+POOL = ("    %edgecc_nhwc0_r = linalg.pooling_nhwc_max {dilations = dense<1> : vector<2xi64>, strides = dense<2> : "
+        "vector<2xi64>} ins(%edgecc_nhwc0_x, %7 : tensor<1x114x114x64xf32>, tensor<3x3xf32>) "
+        "outs(%edgecc_nhwc0_o : tensor<1x56x56x64xf32>) -> tensor<1x56x56x64xf32>")
+
+
+def test_max_pool_slices_text():
+    text, n = max_pool_slices_text(POOL + "\n")
+    assert n == 1
+    lines = text.splitlines()
+    slices = [ln for ln in lines if "tensor.extract_slice" in ln]
+    assert len(slices) == 9
+    assert ("%edgecc_mps0_2_1 = tensor.extract_slice %edgecc_nhwc0_x[0, 2, 1, 0] [1, 56, 56, 64] [1, 2, 2, 1] : "
+            "tensor<1x114x114x64xf32> to tensor<1x56x56x64xf32>") in text
+    # into the pool's own init (its -inf fill): the max starts from it, then takes every tap
+    assert "outs(%edgecc_nhwc0_o : tensor<1x56x56x64xf32>) {" in text
+    assert "%edgecc_mps0_m0 = arith.maximumf %edgecc_mps0_a9, %edgecc_mps0_a0 : f32" in text
+    assert "linalg.yield %edgecc_mps0_m8 : f32" in text and lines[-1].strip() == "} -> tensor<1x56x56x64xf32>"
+    # integer pools (arith.maximumf is for floats) and dilated ones are left alone
+    for other in (POOL.replace("xf32>", "xi8>"), POOL.replace("dilations = dense<1>", "dilations = dense<2>")):
+        assert max_pool_slices_text(other + "\n") == (other + "\n", 0)
 
 
 def test_conv_data_tiling_auto_and_bad_values(tmp_path):
@@ -109,7 +131,7 @@ def test_conv_data_tiling_auto_and_bad_values(tmp_path):
     assert p.returncode == 0, p.stderr
     tiling = json.loads((out / "manifest.json").read_text())["artifact"]["info"]["conv_data_tiling"]
     assert tiling["enabled"] is False and tiling["why"].startswith("auto: dense k>1 convolutions do ")
-    for bad in ("conv_data_tiling=sometimes", "space_to_depth=2"):
+    for bad in ("conv_data_tiling=sometimes", "space_to_depth=2", "max_pool_slices=x"):
         p = edgecc_cli("compile", f"{DATA / 'layout_factory.py'}:build", "--target", "host", "--backend", "iree",
                        "--option", bad, "-o", tmp_path / "x")
         assert p.returncode != 0 and bad in p.stderr and not (tmp_path / "x").exists()
