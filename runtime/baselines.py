@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from edgecc.runtime.bench import worker_env
 from edgecc.runtime.stats import Timing, summarize
 
 BASELINES = {"ort": "onnxruntime", "torch": "pytorch-eager"}
@@ -34,11 +35,8 @@ def run_baselines(bundle, names: list[str], device_kind: str, warmup: int, iters
             continue
         argv = [sys.executable, "-m", "edgecc.runtime.baselines", name, str(bundle.path), "--warmup", str(warmup),
                 "--iters", str(iters)]
-        env = dict(os.environ)
-        if threads:
-            env["EDGECC_THREADS"] = str(threads)
-        try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
+        try:  # the same worker environment as edgecc's bundles get (runtime/bench.py)
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=worker_env(threads))
         except subprocess.TimeoutExpired:
             out.append({"name": label, "status": "failed", "reason": f"timed out after {timeout:g}s"})
             continue

@@ -8,6 +8,8 @@ reps=${1:-50}
 out=${2:-bench.json}
 args=""
 for f in @DEFAULT_INPUTS@; do args="$args --input=@$f"; done
+# malloc's large blocks (IREE's transient buffers) on transparent huge pages; glibc < 2.35 and other libcs ignore it
+export GLIBC_TUNABLES="${GLIBC_TUNABLES:+$GLIBC_TUNABLES:}glibc.malloc.hugetlb=1"
 # shellcheck disable=SC2086
 exec ${IREE_BENCHMARK_MODULE:-iree-benchmark-module} --device=@DEVICE@ --module="$here/@MODULE@" \
   --function=@FUNCTION@ $args --benchmark_repetitions="$reps" --benchmark_report_aggregates_only=false \
