@@ -44,11 +44,7 @@ class IreeBackend:
             calls.append(call)
         layout_rewrites = None
         if nhwc_rewrite:
-            from edgecc.compiler.backends.iree_layout import rewrite_file
-
-            layout_rewrites = rewrite_file(mlir)
-            calls.append(f"edgecc.compiler.backends.iree_layout.rewrite_file({mlir.name})  "
-                         f"# {layout_rewrites} depthwise/pooling ops to NHWC")
+            layout_rewrites = _layout_pass("rewrite_file", mlir, calls, "depthwise/pooling ops to NHWC")
         flags = list(cfg.flags)
         info_tiling = None
         if tiling_mode is not None:
@@ -63,29 +59,19 @@ class IreeBackend:
             if space_to_depth is None:
                 space_to_depth = on  # by default together with data tiling
             if space_to_depth:
-                from edgecc.compiler.backends.iree_layout import space_to_depth_file
-
-                info_tiling["space_to_depth_convs"] = space_to_depth_file(mlir)
-                calls.append(f"edgecc.compiler.backends.iree_layout.space_to_depth_file({mlir.name})  "
-                             f"# {info_tiling['space_to_depth_convs']} few-channel strided convs")
+                info_tiling["space_to_depth_convs"] = _layout_pass("space_to_depth_file", mlir, calls,
+                                                                   "few-channel strided convs")
             if max_pool_slices is None:
                 max_pool_slices = on  # data tiling gives pools an untiled encoding: a serial copy of the input
             if max_pool_slices and nhwc_rewrite:  # acts on the NHWC pools rewrite_file makes
-                from edgecc.compiler.backends.iree_layout import max_pool_slices_file
-
-                info_tiling["max_pools_as_slices"] = max_pool_slices_file(mlir)
-                calls.append(f"edgecc.compiler.backends.iree_layout.max_pool_slices_file({mlir.name})  "
-                             f"# {info_tiling['max_pools_as_slices']} max pools as strided-slice maxima")
+                info_tiling["max_pools_as_slices"] = _layout_pass("max_pool_slices_file", mlir, calls,
+                                                                  "max pools as strided-slice maxima")
         matmul_tiling = None
         # Not with convolution data tiling on: hinted matmuls made IREE pick other tiles for the packed 3x3
         # convolutions, which then ran slower (ResNet-50 50.0 -> 53.3 ms, one thread).
         if nhwc_graph_stats is not None and cfg.options.get("matmul_data_tiling_flags") \
                 and not (info_tiling or {}).get("enabled"):
-            from edgecc.compiler.backends.iree_layout import hint_matmul_data_tiling_file
-
-            matmul_tiling = hint_matmul_data_tiling_file(mlir)
-            calls.append(f"edgecc.compiler.backends.iree_layout.hint_matmul_data_tiling_file({mlir.name})  "
-                         f"# {matmul_tiling} long-reduction matmuls")
+            matmul_tiling = _layout_pass("hint_matmul_data_tiling_file", mlir, calls, "long-reduction matmuls")
             if matmul_tiling:
                 flags += list(cfg.options["matmul_data_tiling_flags"])
         flags += list(options.extra_flags)
@@ -197,6 +183,16 @@ def _iree_device_exists(driver: str) -> bool:
         return iree_device_available(driver)
     except EdgeccError:
         return False
+
+
+def _layout_pass(name: str, mlir: Path, calls: list[str], what: str) -> int:
+    """Run iree_layout.`name` on the module file in place, record its repro line in `calls`; how many ops it
+    rewrote (`what`)."""
+    from edgecc.compiler.backends import iree_layout
+
+    n = getattr(iree_layout, name)(mlir)
+    calls.append(f"edgecc.compiler.backends.iree_layout.{name}({mlir.name})  # {n} {what}")
+    return n
 
 
 def _rewritten(nhwc_graph_stats: dict | None) -> bool:

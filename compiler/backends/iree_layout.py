@@ -217,7 +217,7 @@ _MAXPOOL = re.compile(
     r"tensor<(?P<os>[0-9x]+)x(?P=et)>\) -> tensor<(?P=os)x(?P=et)>\s*$")
 
 
-PARALLEL = '"parallel"'
+_PARALLEL = '"parallel"'
 
 
 def _max_pool_slices(m: re.Match, n: int) -> list[str] | None:
@@ -233,7 +233,7 @@ def _max_pool_slices(m: re.Match, n: int) -> list[str] | None:
     ident = "affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>"
     args = [f"{k}_a{t}: {et}" for t in range(len(taps) + 1)]
     lines += [f"{ind}{m['res']} = linalg.generic {{indexing_maps = [{', '.join([ident] * (len(taps) + 1))}], "
-              f"iterator_types = [{', '.join([PARALLEL] * 4)}]}} "
+              f"iterator_types = [{', '.join([_PARALLEL] * 4)}]}} "
               f"ins({', '.join(f'{k}_{i}_{j}' for i, j in taps)} : {', '.join([out] * len(taps))}) "
               f"outs({m['o']} : {out}) {{",
               f"{ind}^bb0({', '.join(args)}):"]
