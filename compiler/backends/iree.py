@@ -12,7 +12,7 @@ from importlib import metadata
 from pathlib import Path
 
 from edgecc.compiler.artifact import Artifact, CompileOptions
-from edgecc.compiler.backends import register_backend
+from edgecc.compiler.backends import iree_layout, register_backend
 from edgecc.compiler.errors import (CannotRunHere, EdgeccError, ModelError, TargetError, ToolError,
                                    UnsupportedOpError, require)
 from edgecc.compiler.tools import find_tool, repro_line, run_tool
@@ -31,6 +31,7 @@ class IreeBackend:
         tiling_mode = _conv_data_tiling_mode(cfg.options, options.options)
         space_to_depth = _bool_option(options.options, "space_to_depth", None)
         max_pool_slices = _bool_option(options.options, "max_pool_slices", None)
+        vector_n = _vector_n_option(options.options.get("matmul_vector_n", cfg.options.get("matmul_vector_n", 0)))
         work = workdir / "work"
         work.mkdir(exist_ok=True)
         mlir = work / "model.mlir"
@@ -76,7 +77,11 @@ class IreeBackend:
                 flags += list(cfg.options["matmul_data_tiling_flags"])
         flags += list(options.extra_flags)
         argv = ["iree-compile", str(mlir), *flags, "-o", str(workdir / "model.vmfb")]
+        matmul_tiles = None
         try:
+            if vector_n and iree_layout.plain_matmul_count(mlir.read_text()):
+                matmul_tiles = {"vector_n": vector_n,
+                                "widened": _widen_matmul_tiles(mlir, flags, vector_n, workdir, calls)}
             run_tool(argv, cwd=workdir, timeout=3600)
         except Exception as e:
             _raise_if_unsupported(str(getattr(e, "stderr", "")) or str(e), "iree")
@@ -94,6 +99,8 @@ class IreeBackend:
             info["nhwc_graph"] = nhwc_graph_stats
         if matmul_tiling is not None:
             info["matmul_data_tiling_hints"] = matmul_tiling
+        if matmul_tiles is not None:
+            info["matmul_vector_tiles"] = matmul_tiles
         if info_tiling is not None:
             info["conv_data_tiling"] = info_tiling
         if cfg.options.get("note"):
@@ -188,10 +195,32 @@ def _iree_device_exists(driver: str) -> bool:
 def _layout_pass(name: str, mlir: Path, calls: list[str], what: str) -> int:
     """Run iree_layout.`name` on the module file in place, record its repro line in `calls`; how many ops it
     rewrote (`what`)."""
-    from edgecc.compiler.backends import iree_layout
-
     n = getattr(iree_layout, name)(mlir)
     calls.append(f"edgecc.compiler.backends.iree_layout.{name}({mlir.name})  # {n} {what}")
+    return n
+
+
+def _widen_matmul_tiles(mlir: Path, flags: list[str], vector_n: int, workdir: Path, calls: list[str]) -> int:
+    """Ask iree-compile (same flags) which tiles it picks for each dispatch, then give the plain matmuls a vector N
+    tile `vector_n` wide (iree_layout.widen_matmul_tiles_text); how many it changed."""
+    configs = mlir.with_name("model.configs.mlir")
+    argv = ["iree-compile", str(mlir), *flags, "--compile-to=executable-configurations", "-o", str(configs)]
+    run_tool(argv, cwd=workdir, timeout=3600)
+    calls.append(repro_line([find_tool("iree-compile")] + argv[1:]))
+    n = iree_layout.widen_matmul_tiles_file(mlir, configs, vector_n)
+    calls.append(f"edgecc.compiler.backends.iree_layout.widen_matmul_tiles_file({mlir.name}, {configs.name}, "
+                 f"{vector_n})  # {n} matmuls")
+    return n
+
+
+def _vector_n_option(value) -> int:
+    """`matmul_vector_n`: 0 (off) or the vector N tile, in elements, for IREE's default-tiled f32 matmuls."""
+    try:
+        n = int(str(value))
+    except ValueError:
+        n = -1
+    if n != 0 and not (8 <= n <= 64 and n & (n - 1) == 0):
+        raise TargetError(f"--option matmul_vector_n={value}: expected 0 (off) or a power of two from 8 to 64")
     return n
 
 
@@ -215,9 +244,7 @@ def _conv_data_tiling(mlir: Path, mode: str) -> tuple[bool, str]:
     targets/host.toml)."""
     if mode != "auto":
         return mode in _TRUE, f"conv_data_tiling={mode}"
-    from edgecc.compiler.backends.iree_layout import spatial_conv_share
-
-    share = spatial_conv_share(mlir.read_text())
+    share = iree_layout.spatial_conv_share(mlir.read_text())
     return share >= 1 / 3, f"auto: dense k>1 convolutions do {share:.0%} of the convolution MACs"
 
 

@@ -3,8 +3,9 @@ module must compile with the real iree-compile and give PyTorch's numbers."""
 
 import json
 
-from edgecc.compiler.backends.iree_layout import (hint_matmul_data_tiling_text, max_pool_slices_text, rewrite_text,
-                                                  space_to_depth_text, spatial_conv_share)
+from edgecc.compiler.backends.iree_layout import (hint_matmul_data_tiling_text, matmul_tile_configs,
+                                                  max_pool_slices_text, plain_matmul_count, rewrite_text,
+                                                  space_to_depth_text, spatial_conv_share, widen_matmul_tiles_text)
 from tests.conftest import DATA, edgecc_cli
 
 DW = ("    %13 = linalg.depthwise_conv_2d_nchw_chw {dilations = dense<1> : vector<2xi64>, strides = dense<2> : "
@@ -164,8 +165,60 @@ def test_channels_last_graph_compiles_and_matches_pytorch(tmp_path):
             assert info["nhwc_graph"] == {"matmuls": 2, "convs": 1, "pools": 0, "folded_batchnorms": 3,
                                           "nchw_fallbacks": 0}
             assert info["matmul_data_tiling_hints"] == 1
+            assert info["matmul_vector_tiles"] == {"vector_n": 32, "widened": 1}  # the 49x960x16 expansion
             assert "--iree-opt-data-tiling" in m["compile"]["flags"]
         else:
             assert "nhwc_graph" not in info and "matmul_data_tiling_hints" not in info
+            assert "matmul_vector_tiles" not in info  # no plain matmul left but the 1-row classifier
         v = m["validation"]
         assert v["passed"] and v["max_abs_error"] < 1e-4 and v["max_rel_error"] < 1e-3
+
+
+def _configured(name: str, m: int, n: int, k: int, tiles: str, extra: str = "") -> str:
+    """One dispatch of `iree-compile --compile-to=executable-configurations` output with a matmul in it."""
+    maps = ("affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d2, d1)>, "
+            "affine_map<(d0, d1, d2) -> (d0, d1)>")
+    return (f"        func.func @{name}() attributes {{translation_info = #iree_codegen.translation_info<>}} {{\n"
+            f"          %7 = linalg.generic {{indexing_maps = [{maps}], iterator_types = [\"parallel\", \"parallel\", "
+            f"\"reduction\"]}} ins(%3, %4 : tensor<{m}x{k}xf32>, tensor<{k}x{n}xf32>) outs(%6 : tensor<{m}x{n}xf32>) "
+            f"attrs =  {{lowering_config = #iree_cpu.lowering_config<{tiles}>}} {{\n{extra}          return\n")
+
+
+def test_matmul_tile_configs_and_widening():
+    wide_ok = "distribution = [49, 64, 0], vector_common_parallel = [7, 16, 0], vector_reduction = [0, 0, 16]"
+    configs = matmul_tile_configs(
+        _configured("d0_matmul_like_49x960x160_f32", 49, 960, 160, wide_ok)
+        + _configured("d1_matmul_like_196x96x384_f32", 196, 96, 384, wide_ok.replace("[49, 64, 0]", "[28, 48, 0]"))
+        + _configured("d2_matmul_like_1x64x512_f32", 1, 64, 512, wide_ok.replace("[7, 16, 0]", "[1, 16, 0]"))
+        # fused with the packing of its output for a data-tiled consumer: not recorded
+        + _configured("d3_matmul_like_784x128x64_f32", 784, 128, 64, wide_ok,
+                      "          %9 = iree_linalg_ext.map_store %7 into %8 {\n"))
+    assert configs == {(49, 960, 160): (49, 64, 7, 16, 16), (196, 96, 384): (28, 48, 7, 16, 16),
+                       (1, 64, 512): (49, 64, 1, 16, 16)}
+
+    def mm(m, n, k, attrs=""):
+        return (f"    %1 = linalg.matmul {attrs}ins(%a, %b : tensor<{m}x{k}xf32>, tensor<{k}x{n}xf32>) "
+                f"outs(%f : tensor<{m}x{n}xf32>) -> tensor<{m}x{n}xf32>")
+    lines = [mm(49, 960, 160), mm(196, 96, 384), mm(1, 64, 512), mm(784, 128, 64),
+             mm(49, 960, 160, "{iree.opt.data_tiling} ")]
+    text = "\n".join(lines) + "\n"
+    assert plain_matmul_count(text) == 3  # not the one-row matmul, not the hinted one
+    out, n = widen_matmul_tiles_text(text, configs, 32)
+    assert n == 1
+    got = out.splitlines()
+    assert got[0] == mm(49, 960, 160, (
+        "{compilation_info = #iree_codegen.compilation_info<lowering_config = #iree_cpu.lowering_config<"
+        "distribution = [49, 64, 0], vector_common_parallel = [7, 32, 0], vector_reduction = [0, 0, 16]>, "
+        "translation_info = #iree_codegen.translation_info<pipeline = #iree_cpu.pipeline<DoubleTilingExpert>>>} "))
+    # 48-wide distribution tile, one-row vector tile, no config, a data-tiling hint: left as they were
+    assert got[1:] == lines[1:]
+    assert widen_matmul_tiles_text(text, configs, 16) == (text, 0)  # already that wide
+    assert widen_matmul_tiles_text(text, configs, 128)[1] == 0  # 64 is not a multiple of 128
+
+
+def test_matmul_vector_n_bad_value(tmp_path):
+    for value in ("x", "12", "-32"):
+        p = edgecc_cli("compile", f"{DATA / 'pointwise_factory.py'}:build", "--target", "host", "--backend", "iree",
+                       "--option", f"matmul_vector_n={value}", "-o", tmp_path / "x")
+        assert p.returncode != 0 and f"matmul_vector_n={value}" in p.stderr and not (tmp_path / "x").exists()
+        assert len(p.stderr.strip().splitlines()) == 1
