@@ -72,7 +72,10 @@ class IreeBackend:
         # convolutions, which then ran slower (ResNet-50 50.0 -> 53.3 ms, one thread).
         if nhwc_graph_stats is not None and cfg.options.get("matmul_data_tiling_flags") \
                 and not (info_tiling or {}).get("enabled"):
-            matmul_tiling = _layout_pass("hint_matmul_data_tiling_file", mlir, calls, "long-reduction matmuls")
+            # few-row matmuls do better with wide vector tiles than data-tiled (iree_layout.FEW_ROWS)
+            matmul_tiling = iree_layout.hint_matmul_data_tiling_file(mlir, wide_n=vector_n)
+            calls.append(f"edgecc.compiler.backends.iree_layout.hint_matmul_data_tiling_file({mlir.name}, "
+                         f"wide_n={vector_n})  # {matmul_tiling} long-reduction matmuls")
             if matmul_tiling:
                 flags += list(cfg.options["matmul_data_tiling_flags"])
         flags += list(options.extra_flags)

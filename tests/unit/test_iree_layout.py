@@ -149,6 +149,11 @@ def test_matmul_data_tiling_hint_only_on_long_reductions():
     short = MATMUL.replace("49x960", "3136x144").replace("960x160", "144x24").replace("49x160", "3136x24")
     assert hint_matmul_data_tiling_text(short + "\n") == (short + "\n", 0)
     assert hint_matmul_data_tiling_text(MATMUL + "\n", min_k=1024)[1] == 0
+    # few rows and N a multiple of the wide vector tile: left to widen_matmul_tiles_text; N = 160 is, 40 is not
+    assert hint_matmul_data_tiling_text(MATMUL + "\n", wide_n=32)[1] == 0
+    assert hint_matmul_data_tiling_text(MATMUL.replace("x160x", "x40x").replace("x160xf32", "x40xf32") + "\n",
+                                        wide_n=32)[1] == 1
+    assert hint_matmul_data_tiling_text(MATMUL.replace("49x", "196x") + "\n", wide_n=32)[1] == 1
 
 
 def test_channels_last_graph_compiles_and_matches_pytorch(tmp_path):
@@ -208,7 +213,7 @@ def test_matmul_tile_configs_and_widening():
     got = out.splitlines()
     assert got[0] == mm(49, 960, 160, (
         "{compilation_info = #iree_codegen.compilation_info<lowering_config = #iree_cpu.lowering_config<"
-        "distribution = [49, 64, 0], vector_common_parallel = [7, 32, 0], vector_reduction = [0, 0, 16]>, "
+        "distribution = [49, 32, 0], vector_common_parallel = [7, 32, 0], vector_reduction = [0, 0, 16]>, "
         "translation_info = #iree_codegen.translation_info<pipeline = #iree_cpu.pipeline<DoubleTilingExpert>>>} "))
     # 48-wide distribution tile, one-row vector tile, no config, a data-tiling hint: left as they were
     assert got[1:] == lines[1:]
