@@ -1,8 +1,10 @@
 """Host CPU benchmark: edgecc's IREE and TVM artifacts against ONNX Runtime and PyTorch eager.
 
 Each runtime runs in its own process (TVM/IREE worker threads spin and would distort anything sharing their
-process), all with the same thread count, interleaved A B C D A B C D over `--rounds` rounds so that drift in
-the machine's load hits every runtime alike. Latency is wall clock (time.perf_counter_ns around one
+process), all with the same thread count, interleaved over `--rounds` rounds so that drift in the machine's load
+hits every runtime alike. The order rotates each round (A B C, B C A, C A B, ...) so that no runtime always runs
+right after the same other one: IREE's 2-thread times after PyTorch's were slower than after ONNX Runtime's
+(ResNet-18 1.49x ORT in a fixed A B C order, 1.29x in ort+iree runs, the same builds). Latency is wall clock (time.perf_counter_ns around one
 inference, batch 1, fp32, input already in memory); the table shows medians over all rounds' samples and the
 ratio to ONNX Runtime (lower is better). It says which CPU it ran on: a run elsewhere is its own result.
 
@@ -94,7 +96,7 @@ def markdown(result: dict) -> str:
     rts = result["runtimes"]
     out = [f"Measured {result['date']} on {result['cpu']} ({result['logical_cpus']} logical CPUs), "
            f"{result['threads']} threads, batch 1, fp32; wall clock, median of {result['rounds']} interleaved "
-           "rounds, each runtime in its own process. Ratio = median / ONNX Runtime median (lower is better).", "",
+           "rounds (order rotated each round), each runtime in its own process. Ratio = median / ONNX Runtime median (lower is better).", "",
            "| model | " + " | ".join(LABELS[r] for r in rts) + " | best edgecc vs ORT |",
            "|---|" + "---:|" * (len(rts) + 1)]
     for model, row in result["models"].items():
@@ -133,6 +135,7 @@ def main(argv=None) -> int:
     result = {"schema": "edgecc.host-bench/1", "date": time.strftime("%Y-%m-%d"), "cpu": cpu_name(),
               "logical_cpus": os.cpu_count(), "threads": a.threads, "rounds": a.rounds, "iters": a.iters,
               "warmup": a.warmup, "method": "wall clock (time.perf_counter_ns around one inference)",
+              "order": "interleaved, rotated one place each round",
               "runtimes": list(a.runtimes), "models": {}}
     for model in a.models:
         print(f"[{model}] building", file=sys.stderr)
@@ -140,7 +143,8 @@ def main(argv=None) -> int:
         samples: dict[str, list[float]] = {r: [] for r in a.runtimes}
         errors: dict[str, str] = {}
         for rnd in range(a.rounds):
-            for kind in a.runtimes:  # interleaved: A B C D, A B C D, ...
+            shift = rnd % len(a.runtimes)
+            for kind in a.runtimes[shift:] + a.runtimes[:shift]:  # interleaved, rotated: A B C, B C A, C A B, ...
                 if kind in errors:
                     continue
                 before = samples[kind]
