@@ -2,11 +2,10 @@
 
 Each runtime runs in its own process (TVM/IREE worker threads spin and would distort anything sharing their
 process), all with the same thread count, interleaved over `--rounds` rounds so that drift in the machine's load
-hits every runtime alike. The order rotates each round (A B C, B C A, C A B, ...) so that no runtime always runs
-right after the same other one: IREE's 2-thread times after PyTorch's were slower than after ONNX Runtime's
-(ResNet-18 1.49x ORT in a fixed A B C order, 1.29x in ort+iree runs, the same builds). Latency is wall clock (time.perf_counter_ns around one
-inference, batch 1, fp32, input already in memory); the table shows medians over all rounds' samples and the
-ratio to ONNX Runtime (lower is better). It says which CPU it ran on: a run elsewhere is its own result.
+hits every runtime alike. The order rotates each round (A B C, B C A, C A B, ...): in a fixed order IREE always
+ran right after PyTorch. Latency is wall clock (time.perf_counter_ns around one inference, batch 1, fp32, input
+already in memory); the table shows medians over all rounds' samples and the ratio to ONNX Runtime (lower is
+better). It says which CPU it ran on: a run elsewhere is its own result.
 
     .venv/bin/python benchmarks/host_vs_baselines.py                                   # resnet18 mobilenetv2
     .venv/bin/python benchmarks/host_vs_baselines.py --models resnet18 mobilenetv2 resnet50 resnet8 ds-cnn \\
@@ -96,7 +95,8 @@ def markdown(result: dict) -> str:
     rts = result["runtimes"]
     out = [f"Measured {result['date']} on {result['cpu']} ({result['logical_cpus']} logical CPUs), "
            f"{result['threads']} threads, batch 1, fp32; wall clock, median of {result['rounds']} interleaved "
-           "rounds (order rotated each round), each runtime in its own process. Ratio = median / ONNX Runtime median (lower is better).", "",
+           "rounds (order rotated each round), each runtime in its own process. "
+           "Ratio = median / ONNX Runtime median (lower is better).", "",
            "| model | " + " | ".join(LABELS[r] for r in rts) + " | best edgecc vs ORT |",
            "|---|" + "---:|" * (len(rts) + 1)]
     for model, row in result["models"].items():
