@@ -73,9 +73,8 @@ class IreeBackend:
         if nhwc_graph_stats is not None and cfg.options.get("matmul_data_tiling_flags") \
                 and not (info_tiling or {}).get("enabled"):
             # few-row matmuls do better with wide vector tiles than data-tiled (iree_layout.FEW_ROWS)
-            matmul_tiling = iree_layout.hint_matmul_data_tiling_file(mlir, wide_n=vector_n)
-            calls.append(f"edgecc.compiler.backends.iree_layout.hint_matmul_data_tiling_file({mlir.name}, "
-                         f"wide_n={vector_n})  # {matmul_tiling} long-reduction matmuls")
+            matmul_tiling = _layout_pass("hint_matmul_data_tiling_file", mlir, calls, "long-reduction matmuls",
+                                         wide_n=vector_n)
             if matmul_tiling:
                 flags += list(cfg.options["matmul_data_tiling_flags"])
         flags += list(options.extra_flags)
@@ -195,11 +194,12 @@ def _iree_device_exists(driver: str) -> bool:
         return False
 
 
-def _layout_pass(name: str, mlir: Path, calls: list[str], what: str) -> int:
-    """Run iree_layout.`name` on the module file in place, record its repro line in `calls`; how many ops it
-    rewrote (`what`)."""
-    n = getattr(iree_layout, name)(mlir)
-    calls.append(f"edgecc.compiler.backends.iree_layout.{name}({mlir.name})  # {n} {what}")
+def _layout_pass(name: str, mlir: Path, calls: list[str], what: str, **kwargs) -> int:
+    """Run iree_layout.`name` on the module file in place (with `kwargs`), record its repro line in `calls`; how
+    many ops it rewrote (`what`)."""
+    n = getattr(iree_layout, name)(mlir, **kwargs)
+    args = [mlir.name] + [f"{k}={v.name if isinstance(v, Path) else v}" for k, v in kwargs.items()]
+    calls.append(f"edgecc.compiler.backends.iree_layout.{name}({', '.join(args)})  # {n} {what}")
     return n
 
 
@@ -210,10 +210,7 @@ def _widen_matmul_tiles(mlir: Path, flags: list[str], vector_n: int, workdir: Pa
     argv = ["iree-compile", str(mlir), *flags, "--compile-to=executable-configurations", "-o", str(configs)]
     run_tool(argv, cwd=workdir, timeout=3600)
     calls.append(repro_line([find_tool("iree-compile")] + argv[1:]))
-    n = iree_layout.widen_matmul_tiles_file(mlir, configs, vector_n)
-    calls.append(f"edgecc.compiler.backends.iree_layout.widen_matmul_tiles_file({mlir.name}, {configs.name}, "
-                 f"{vector_n})  # {n} matmuls")
-    return n
+    return _layout_pass("widen_matmul_tiles_file", mlir, calls, "matmuls", config_path=configs, vector_n=vector_n)
 
 
 def _vector_n_option(value) -> int:

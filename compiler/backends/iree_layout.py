@@ -303,8 +303,9 @@ def space_to_depth_file(path: Path) -> int:
 # IREE honours a per-op `iree.opt.data_tiling` hint, so only matmuls with K >= MATMUL_DATA_TILING_MIN_K get it,
 # and with matmul_vector_n on, not the few-row ones that a wide vector tile does better (FEW_ROWS below).
 MATMUL_DATA_TILING_MIN_K = 512
-_MATMUL = re.compile(r"^(?P<head>.*= linalg\.matmul) ins\(%[\w.]+, %[\w.]+ : tensor<(?P<m>\d+)x(?P<k>\d+)x\w+>, "
-                     r"tensor<\d+x(?P<n>\d+)x\w+>\)")
+# a 2-D linalg.matmul without attributes (so without a data-tiling hint or a compilation_info yet)
+_MATMUL = re.compile(r"^(?P<head>.*= linalg\.matmul) ins\(%[\w.]+, %[\w.]+ : "
+                     r"tensor<(?P<m>\d+)x(?P<k>\d+)x(?P<lhs>\w+)>, tensor<\d+x(?P<n>\d+)x(?P<rhs>\w+)>\)")
 
 
 def hint_matmul_data_tiling_text(text: str, min_k: int = MATMUL_DATA_TILING_MIN_K, wide_n: int = 0) -> tuple[str, int]:
@@ -346,14 +347,16 @@ _CONFIGURED_MATMUL = re.compile(
     r"ins\(%[\w.]+, %[\w.]+ : tensor<(?P<m>\d+)x(?P<k>\d+)xf32>, tensor<\d+x(?P<n>\d+)xf32>\) .*"
     r"lowering_config = #iree_cpu\.lowering_config<distribution = \[(?P<dm>\d+), (?P<dn>\d+), 0\], "
     r"vector_common_parallel = \[(?P<vm>\d+), (?P<vn>\d+), 0\], vector_reduction = \[0, 0, (?P<vk>\d+)\]>")
-_PLAIN_MATMUL = re.compile(r"^(?P<head>.*= linalg\.matmul) ins\(%[\w.]+, %[\w.]+ : tensor<(?P<m>\d+)x(?P<k>\d+)xf32>, "
-                           r"tensor<\d+x(?P<n>\d+)xf32>\)")
 
 
 def plain_matmul_count(text: str) -> int:
     """How many 2-D f32 linalg.matmul ops with more than one row carry no attributes (so no data-tiling hint)."""
     return sum(1 for line in text.splitlines()
-               if "= linalg.matmul ins(" in line and (m := _PLAIN_MATMUL.match(line)) and int(m["m"]) > 1)
+               if "= linalg.matmul ins(" in line and (m := _MATMUL.match(line)) and _f32(m) and int(m["m"]) > 1)
+
+
+def _f32(m: re.Match) -> bool:
+    return m["lhs"] == m["rhs"] == "f32"
 
 
 def matmul_tile_configs(config_text: str) -> dict[tuple[int, int, int], tuple[int, int, int, int, int]]:
@@ -381,7 +384,7 @@ def widen_matmul_tiles_text(text: str, configs: dict, vector_n: int) -> tuple[st
     (vector M tile 1) are left to IREE."""
     def widen(m: re.Match, _n: int) -> list[str] | None:
         rows, cols = int(m["m"]), int(m["n"])
-        c = configs.get((rows, cols, int(m["k"])))
+        c = configs.get((rows, cols, int(m["k"]))) if _f32(m) else None
         if not c:
             return None
         dm, dn, vm, vn, vk = c
@@ -395,7 +398,7 @@ def widen_matmul_tiles_text(text: str, configs: dict, vector_n: int) -> tuple[st
                 "pipeline = #iree_cpu.pipeline<DoubleTilingExpert>>>}")
         return [m.string.replace(f"{m['head']} ins(", f"{m['head']} {info} ins(", 1)]
 
-    return _apply(text, [("= linalg.matmul ins(", _PLAIN_MATMUL, widen)])
+    return _apply(text, [("= linalg.matmul ins(", _MATMUL, widen)])
 
 
 def widen_matmul_tiles_file(path: Path, config_path: Path, vector_n: int) -> int:
