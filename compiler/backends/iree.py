@@ -32,6 +32,9 @@ class IreeBackend:
         space_to_depth = _bool_option(options.options, "space_to_depth", None)
         max_pool_slices = _bool_option(options.options, "max_pool_slices", None)
         vector_n = _vector_n_option(options.options.get("matmul_vector_n", cfg.options.get("matmul_vector_n", 0)))
+        conv_vector_n = _vector_n_option(options.options.get("conv_vector_n", cfg.options.get("conv_vector_n", 0)),
+                                         "conv_vector_n")
+        min_channels = _count_option(options.options, cfg.options, "conv_data_tiling_min_channels")
         work = workdir / "work"
         work.mkdir(exist_ok=True)
         mlir = work / "model.mlir"
@@ -57,8 +60,9 @@ class IreeBackend:
                 # the pad fusion is for the channels-last graph's NHWC pads; iree-compile crashed with it on
                 # the int8 QDQ models (ONNX import), which do not go through that rewrite
                 flags += list(cfg.options.get("conv_data_tiling_off_flags", []))
+            few = iree_layout.few_channel_conv_count(mlir.read_text(), min_channels) if on and min_channels else 0
             if space_to_depth is None:
-                space_to_depth = on  # by default together with data tiling
+                space_to_depth = on and not few  # by default together with data tiling, unless those stay direct
             if space_to_depth:
                 info_tiling["space_to_depth_convs"] = _layout_pass("space_to_depth_file", mlir, calls,
                                                                    "few-channel strided convs")
@@ -67,6 +71,11 @@ class IreeBackend:
             if max_pool_slices and nhwc_rewrite:  # acts on the NHWC pools rewrite_file makes
                 info_tiling["max_pools_as_slices"] = _layout_pass("max_pool_slices_file", mlir, calls,
                                                                   "max pools as strided-slice maxima")
+            if few and not space_to_depth:
+                flags = _channels_last_first(mlir, flags, workdir, calls)
+                info_tiling["direct_few_channel_convs"] = _layout_pass(
+                    "hint_conv_data_tiling_file", mlir, calls, "few-channel convolutions left direct",
+                    min_channels=min_channels)
         matmul_tiling = None
         # Not with convolution data tiling on: hinted matmuls made IREE pick other tiles for the packed 3x3
         # convolutions, which then ran slower (ResNet-50 50.0 -> 53.3 ms, one thread).
@@ -84,6 +93,13 @@ class IreeBackend:
             if vector_n and iree_layout.plain_matmul_count(mlir.read_text()):
                 matmul_tiles = {"vector_n": vector_n,
                                 "widened": _widen_matmul_tiles(mlir, flags, vector_n, workdir, calls)}
+            conv_tiles = None
+            if conv_vector_n:
+                conv_tiles = {"vector_n": conv_vector_n,
+                              "widened": _widen_conv_tiles(mlir, flags, conv_vector_n, workdir, calls)}
+            if conv_tiles and conv_tiles["widened"]:
+                argv = ["iree-compile", str(mlir.with_name("model.tiles.mlir")),
+                        "--compile-from=executable-configurations", *flags, "-o", str(workdir / "model.vmfb")]
             run_tool(argv, cwd=workdir, timeout=3600)
         except Exception as e:
             _raise_if_unsupported(str(getattr(e, "stderr", "")) or str(e), "iree")
@@ -103,6 +119,8 @@ class IreeBackend:
             info["matmul_data_tiling_hints"] = matmul_tiling
         if matmul_tiles is not None:
             info["matmul_vector_tiles"] = matmul_tiles
+        if conv_tiles is not None:
+            info["conv_vector_tiles"] = conv_tiles
         if info_tiling is not None:
             info["conv_data_tiling"] = info_tiling
         if cfg.options.get("note"):
@@ -213,15 +231,53 @@ def _widen_matmul_tiles(mlir: Path, flags: list[str], vector_n: int, workdir: Pa
     return _layout_pass("widen_matmul_tiles_file", mlir, calls, "matmuls", config_path=configs, vector_n=vector_n)
 
 
-def _vector_n_option(value) -> int:
-    """`matmul_vector_n`: 0 (off) or the vector N tile, in elements, for IREE's default-tiled f32 matmuls."""
+def _vector_n_option(value, name: str = "matmul_vector_n") -> int:
+    """`matmul_vector_n` / `conv_vector_n`: 0 (off) or the vector N tile, in elements, for IREE's default-tiled f32
+    matmuls / direct convolutions."""
     try:
         n = int(str(value))
     except ValueError:
         n = -1
     if n != 0 and not (8 <= n <= 64 and n & (n - 1) == 0):
-        raise TargetError(f"--option matmul_vector_n={value}: expected 0 (off) or a power of two from 8 to 64")
+        raise TargetError(f"--option {name}={value}: expected 0 (off) or a power of two from 8 to 64")
     return n
+
+
+def _count_option(user_opts: dict, target_opts: dict, key: str) -> int:
+    """A non-negative integer option, the user's over the target's (0 when neither sets it)."""
+    value = user_opts.get(key, target_opts.get(key, 0))
+    if not str(value).isdigit():
+        raise TargetError(f"--option {key}={value}: expected a whole number of channels, 0 or more")
+    return int(str(value))
+
+
+_PREPROCESSING = "--iree-preprocessing-pass-pipeline="
+
+
+def _channels_last_first(mlir: Path, flags: list[str], workdir: Path, calls: list[str]) -> list[str]:
+    """Run the target's IREE preprocessing pipeline (the channels-last convolution pass) on the module file with
+    iree-opt, so that the convolutions can be rewritten in the NHWC form IREE compiles; the flags without it."""
+    pipeline = next((f[len(_PREPROCESSING):] for f in flags if f.startswith(_PREPROCESSING)), None)
+    if pipeline is None:
+        return flags
+    # iree-compile nests it on util.func (its input is already converted); the imported module has func.func
+    out = mlir.with_name("model.channels_last.mlir")  # not in place: iree-opt reads its input mapped
+    argv = ["iree-opt", f"--pass-pipeline={pipeline.replace('util.func(', 'func.func(')}", str(mlir), "-o", str(out)]
+    run_tool(argv, cwd=workdir, timeout=3600)
+    out.replace(mlir)
+    calls.append(repro_line([find_tool("iree-opt")] + argv[1:]) + f" && mv {out.name} {mlir.name}")
+    return [f for f in flags if not f.startswith(_PREPROCESSING)]
+
+
+def _widen_conv_tiles(mlir: Path, flags: list[str], vector_n: int, workdir: Path, calls: list[str]) -> int:
+    """Write IREE's tile configurations for the module (same flags) to model.tiles.mlir and widen the vector tiles
+    of its direct convolutions there (iree_layout.widen_conv_tiles_text); how many it changed. When any, the build
+    goes on from that file."""
+    tiles = mlir.with_name("model.tiles.mlir")
+    argv = ["iree-compile", str(mlir), *flags, "--compile-to=executable-configurations", "-o", str(tiles)]
+    run_tool(argv, cwd=workdir, timeout=3600)
+    calls.append(repro_line([find_tool("iree-compile")] + argv[1:]))
+    return _layout_pass("widen_conv_tiles_file", tiles, calls, "direct convolutions", vector_n=vector_n)
 
 
 def _rewritten(nhwc_graph_stats: dict | None) -> bool:

@@ -404,3 +404,115 @@ def widen_matmul_tiles_text(text: str, configs: dict, vector_n: int) -> tuple[st
 def widen_matmul_tiles_file(path: Path, config_path: Path, vector_n: int) -> int:
     configs = matmul_tile_configs(config_path.read_text())
     return _apply_file(path, lambda text: widen_matmul_tiles_text(text, configs, vector_n))
+
+
+# --- Few-channel convolutions out of convolution data tiling -----------------------------------------------------
+#
+# IREE's convolution data tiling packs input channels in tiles of 16: the 3-channel 7x7 stride-2 stem of a ResNet is
+# 5x padding (space_to_depth makes it a 12-channel 4x4 conv, still 1.79 ms + a 0.20 ms transform, one thread), while
+# as a direct convolution with a two-register vector tile it takes 1.02 ms (ONNX Runtime: 0.91). Data tiling is all or
+# nothing per build, except that once any op carries an `iree.opt.data_tiling` hint only hinted ops are packed. A
+# hint on a named batch-1 convolution does not reach that point (the unit batch dimension is folded away and the op
+# rebuilt without its attributes), so after IREE's channels-last pass each batch-1 NHWC convolution is written as the
+# batchless linalg.generic it becomes anyway, with the hint on those with at least `min_channels` input channels.
+# ResNet-18, 2 threads: 10.20 -> 9.65 ms (interleaved, 6 rounds).
+_NHWC_CONV = re.compile(
+    r"^(?P<ind>\s*)(?P<res>%[\w.]+) = linalg\.conv_2d_nhwc_hwcf \{dilations = dense<1> : vector<2xi64>, "
+    r"strides = dense<(?P<s>\d+)> : vector<2xi64>\} ins\((?P<x>%[\w.]+), (?P<w>%[\w.]+) : "
+    r"tensor<1x(?P<xs>[0-9x]+)xf32>, tensor<(?P<ws>[0-9x]+)xf32>\) outs\((?P<o>%[\w.]+) : "
+    r"tensor<1x(?P<os>[0-9x]+)xf32>\) -> tensor<1x(?P=os)xf32>\s*$")
+
+
+def few_channel_conv_count(text: str, min_channels: int) -> int:
+    """How many f32 NCHW convolutions (as imported) have fewer than `min_channels` input channels."""
+    return sum(1 for line in text.splitlines() if "linalg.conv_2d_nchw_fchw" in line and (m := _CONV.match(line))
+               and m["et"] == "f32" and _dims(m, "xs")[1] < min_channels)
+
+
+def _batchless_conv(min_channels: int):
+    def rewrite(m: re.Match, n: int) -> list[str]:
+        ind, k, s = m["ind"], f"%edgecc_cv{n}", m["s"]
+        xs, os_ = m["xs"], m["os"]
+        x3, o3, o4 = f"tensor<{xs}xf32>", f"tensor<{os_}xf32>", f"tensor<1x{os_}xf32>"
+        hint = " attrs = {iree.opt.data_tiling}" if _dims(m, "xs")[2] >= min_channels else ""
+        d6 = "affine_map<(d0, d1, d2, d3, d4, d5) -> "
+        d4 = "affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>"
+        return [f"{ind}{k}_x = tensor.collapse_shape {m['x']} [[0, 1], [2], [3]] : tensor<1x{xs}xf32> into {x3}",
+                f"{ind}{k}_zero = arith.constant 0.000000e+00 : f32",
+                f"{ind}{k}_empty = tensor.empty() : {o3}",
+                f"{ind}{k}_init = linalg.fill ins({k}_zero : f32) outs({k}_empty : {o3}) -> {o3}",
+                f"{ind}{k} = linalg.generic {{indexing_maps = [{d6}(d0 * {s} + d3, d1 * {s} + d4, d5)>, "
+                f"{d6}(d3, d4, d5, d2)>, {d6}(d0, d1, d2)>], iterator_types = [\"parallel\", \"parallel\", "
+                f"\"parallel\", \"reduction\", \"reduction\", \"reduction\"]}} ins({k}_x, {m['w']} : {x3}, "
+                f"tensor<{m['ws']}xf32>) outs({k}_init : {o3}){hint} {{",
+                f"{ind}^bb0({k}_a: f32, {k}_b: f32, {k}_c: f32):",
+                f"{ind}  {k}_m = arith.mulf {k}_a, {k}_b : f32",
+                f"{ind}  {k}_s = arith.addf {k}_c, {k}_m : f32",
+                f"{ind}  linalg.yield {k}_s : f32",
+                f"{ind}}} -> {o3}",
+                f"{ind}{k}_4d = tensor.expand_shape {k} [[0, 1], [2], [3]] output_shape [1, {os_.replace('x', ', ')}] "
+                f": {o3} into {o4}",
+                f"{ind}{k}_out = tensor.empty() : {o4}",
+                # the convolution's init (bias, or zeros) added afterwards: as the init of the batchless op it was
+                # fused into the packed dispatches as one whole-output stack buffer, over IREE's 32 KB limit
+                f"{ind}{m['res']} = linalg.generic {{indexing_maps = [{d4}, {d4}, {d4}], iterator_types = "
+                f"[\"parallel\", \"parallel\", \"parallel\", \"parallel\"]}} ins({k}_4d, {m['o']} : {o4}, {o4}) "
+                f"outs({k}_out : {o4}) {{",
+                f"{ind}^bb0({k}_p: f32, {k}_q: f32, {k}_r: f32):",
+                f"{ind}  {k}_sum = arith.addf {k}_p, {k}_q : f32",
+                f"{ind}  linalg.yield {k}_sum : f32",
+                f"{ind}}} -> {o4}"]
+    return rewrite
+
+
+def hint_conv_data_tiling_text(text: str, min_channels: int) -> tuple[str, int]:
+    """(text, count): each batch-1 f32 NHWC convolution (after IREE's channels-last pass) as a batchless
+    linalg.generic, with an `iree.opt.data_tiling` hint when it has at least `min_channels` input channels; `count`
+    is how many were left without the hint. Unchanged (0) when every convolution would get it."""
+    convs = [m for line in text.splitlines() if "linalg.conv_2d_nhwc_hwcf" in line and (m := _NHWC_CONV.match(line))]
+    few = sum(1 for m in convs if _dims(m, "xs")[2] < min_channels)
+    if not few:
+        return text, 0
+    text, _ = _apply(text, [("linalg.conv_2d_nhwc_hwcf", _NHWC_CONV, _batchless_conv(min_channels))])
+    return text, few
+
+
+def hint_conv_data_tiling_file(path: Path, min_channels: int) -> int:
+    return _apply_file(path, lambda text: hint_conv_data_tiling_text(text, min_channels))
+
+
+# --- Wider vector tiles for IREE's direct convolutions ------------------------------------------------------------
+#
+# IREE's direct (not data-tiled) f32 convolution config on AVX-512 is one output row, 7-8 output columns and one
+# 16-wide register of output channels per vector tile. Two registers (32 channels) keep twice the accumulators per
+# input broadcast: the 7x7 stride-2 stem 1.61 -> 1.02 ms, 56x56x64 3x3 1.40 -> 0.98 ms (one thread, in ResNet-18).
+# The config is only visible after IREE rebuilds the op in codegen (a compilation_info on the input op is dropped
+# with the unit batch dimension), so this rewrites the output of `--compile-to=executable-configurations`, which is
+# then compiled `--compile-from=executable-configurations`.
+_DIRECT_CONV_CONFIG = re.compile(
+    r"distribution = \[0, (?P<dh>\d+), (?P<dw>\d+), (?P<dc>\d+), 0, 0, 0\], "
+    r"vector_common_parallel = \[1, 1, (?P<vw>\d+), (?P<vc>\d+), 0, 0, 0\]")
+
+
+def widen_conv_tiles_text(config_text: str, vector_n: int) -> tuple[str, int]:
+    """(text, count): in each executable whose convolution uses IREE's ConvTileAndDecomposeExpert pipeline with a
+    vector tile narrower than `vector_n` output channels and a distribution tile that is a multiple of it, that
+    vector tile (and its fused consumers') becomes `vector_n` channels wide."""
+    parts = re.split(r"(?=^\s*hal\.executable private @)", config_text, flags=re.M)
+    n = 0
+    for i, part in enumerate(parts):
+        m = _DIRECT_CONV_CONFIG.search(part)
+        if "ConvTileAndDecomposeExpert" not in part or not m or len(_DIRECT_CONV_CONFIG.findall(part)) != 1:
+            continue
+        vw, vc, dc = int(m["vw"]), int(m["vc"]), int(m["dc"])
+        if vc >= vector_n or dc % vector_n:
+            continue
+        part = part.replace(m[0], m[0].replace(f"[1, 1, {vw}, {vc}, 0, 0, 0]", f"[1, 1, {vw}, {vector_n}, 0, 0, 0]"))
+        parts[i] = part.replace(f"lowering_config<vector_common_parallel = [1, 1, {vw}, {vc}]>",
+                                f"lowering_config<vector_common_parallel = [1, 1, {vw}, {vector_n}]>")
+        n += 1
+    return "".join(parts), n
+
+
+def widen_conv_tiles_file(path: Path, vector_n: int) -> int:
+    return _apply_file(path, lambda text: widen_conv_tiles_text(text, vector_n))

@@ -3,9 +3,11 @@ module must compile with the real iree-compile and give PyTorch's numbers."""
 
 import json
 
-from edgecc.compiler.backends.iree_layout import (hint_matmul_data_tiling_text, matmul_tile_configs,
+from edgecc.compiler.backends.iree_layout import (few_channel_conv_count, hint_conv_data_tiling_text,
+                                                  hint_matmul_data_tiling_text, matmul_tile_configs,
                                                   max_pool_slices_text, plain_matmul_count, rewrite_text,
-                                                  space_to_depth_text, spatial_conv_share, widen_matmul_tiles_text)
+                                                  space_to_depth_text, spatial_conv_share, widen_conv_tiles_text,
+                                                  widen_matmul_tiles_text)
 from tests.conftest import DATA, edgecc_cli
 
 DW = ("    %13 = linalg.depthwise_conv_2d_nchw_chw {dilations = dense<1> : vector<2xi64>, strides = dense<2> : "
@@ -93,7 +95,8 @@ def test_space_to_depth_compiles_and_matches_pytorch(tmp_path):
     for graph in ("0", "1"):  # the strided 1x1 follows a 3x3 conv, so the channels-last graph keeps it a conv
         out = tmp_path / f"stem-{graph}"
         p = edgecc_cli("compile", f"{DATA / 'stem_factory.py'}:build", "--target", "host", "--backend", "iree",
-                       "--option", "conv_data_tiling=1", "--option", f"nhwc_graph={graph}", "-o", out)
+                       "--option", "conv_data_tiling=1", "--option", "space_to_depth=1", "--option",
+                       f"nhwc_graph={graph}", "-o", out)
         assert p.returncode == 0, p.stderr
         m = json.loads((out / "manifest.json").read_text())
         assert m["artifact"]["info"]["conv_data_tiling"] == {"enabled": True, "why": "conv_data_tiling=1",
@@ -132,7 +135,8 @@ def test_conv_data_tiling_auto_and_bad_values(tmp_path):
     assert p.returncode == 0, p.stderr
     tiling = json.loads((out / "manifest.json").read_text())["artifact"]["info"]["conv_data_tiling"]
     assert tiling["enabled"] is False and tiling["why"].startswith("auto: dense k>1 convolutions do ")
-    for bad in ("conv_data_tiling=sometimes", "space_to_depth=2", "max_pool_slices=x"):
+    for bad in ("conv_data_tiling=sometimes", "space_to_depth=2", "max_pool_slices=x", "conv_vector_n=48",
+                "conv_data_tiling_min_channels=-1"):
         p = edgecc_cli("compile", f"{DATA / 'layout_factory.py'}:build", "--target", "host", "--backend", "iree",
                        "--option", bad, "-o", tmp_path / "x")
         assert p.returncode != 0 and bad in p.stderr and not (tmp_path / "x").exists()
@@ -227,3 +231,73 @@ def test_matmul_vector_n_bad_value(tmp_path):
                        "--option", f"matmul_vector_n={value}", "-o", tmp_path / "x")
         assert p.returncode != 0 and f"matmul_vector_n={value}" in p.stderr and not (tmp_path / "x").exists()
         assert len(p.stderr.strip().splitlines()) == 1
+
+
+NHWC_CONV = ("    %{r} = linalg.conv_2d_nhwc_hwcf {{dilations = dense<1> : vector<2xi64>, strides = dense<{s}> : "
+             "vector<2xi64>}} ins(%{x}, %w{r} : tensor<1x{h}x{h}x{c}xf32>, tensor<{k}x{k}x{c}x{f}xf32>) "
+             "outs(%b{r} : tensor<1x{o}x{o}x{f}xf32>) -> tensor<1x{o}x{o}x{f}xf32>")
+
+
+def test_hint_conv_data_tiling_text():
+    stem = NHWC_CONV.format(r="c1", s=2, x="in", h=229, c=3, k=7, f=64, o=112)
+    dense = NHWC_CONV.format(r="c2", s=1, x="c1", h=58, c=64, k=3, f=64, o=56)
+    text, n = hint_conv_data_tiling_text(f"{stem}\n{dense}\n", 8)
+    assert n == 1 and "linalg.conv_2d_nhwc_hwcf" not in text
+    assert text.count("iree.opt.data_tiling") == 1  # the 64-channel conv only; the stem stays a direct conv
+    assert ("%edgecc_cv0_x = tensor.collapse_shape %in [[0, 1], [2], [3]] : tensor<1x229x229x3xf32> into "
+            "tensor<229x229x3xf32>") in text
+    assert "-> (d0 * 2 + d3, d1 * 2 + d4, d5)>" in text and "-> (d0 * 1 + d3, d1 * 1 + d4, d5)>" in text
+    assert "ins(%edgecc_cv1_x, %wc2 : tensor<58x58x64xf32>, tensor<3x3x64x64xf32>) outs(%edgecc_cv1_init : " \
+           "tensor<56x56x64xf32>) attrs = {iree.opt.data_tiling} {" in text
+    # the original init (the bias) is added to the expanded result, under the original result name
+    assert "%c2 = linalg.generic" in text and "ins(%edgecc_cv1_4d, %bc2 : tensor<1x56x56x64xf32>, " in text
+    # nothing to leave out of data tiling: unchanged
+    assert hint_conv_data_tiling_text(dense + "\n", 8) == (dense + "\n", 0)
+    assert few_channel_conv_count(STEM + "\n", 8) == 1 and few_channel_conv_count(STEM + "\n", 3) == 0
+
+
+def _conv_executable(name, dist_c, vec_c, pipeline="ConvTileAndDecomposeExpert"):
+    return (f"  hal.executable private @{name} {{\n"
+            f"    func.func @{name}() attributes {{translation_info = #iree_codegen.translation_info<pipeline = "
+            f"#iree_cpu.pipeline<{pipeline}>>}} {{\n"
+            f"      %0 = linalg.fill {{lowering_config = #iree_cpu.lowering_config<vector_common_parallel = "
+            f"[1, 1, 8, {vec_c}]>}}\n"
+            f"      %1 = linalg.generic {{lowering_config = #iree_cpu.lowering_config<distribution = [0, 4, 56, "
+            f"{dist_c}, 0, 0, 0], vector_common_parallel = [1, 1, 8, {vec_c}, 0, 0, 0], vector_reduction = "
+            f"[0, 0, 0, 0, 1, 1, 8]>}}\n"
+            f"      %2 = linalg.generic {{lowering_config = #iree_cpu.lowering_config<vector_common_parallel = "
+            f"[1, 1, 8, {vec_c}]>}}\n    }}\n  }}\n")
+
+
+def test_widen_conv_tiles_text():
+    wide = _conv_executable("main_dispatch_0", 64, 16)
+    cases = [_conv_executable("main_dispatch_1", 48, 16),  # distribution tile not a multiple of 32
+             _conv_executable("main_dispatch_2", 64, 32),  # already that wide
+             _conv_executable("main_dispatch_3", 64, 16, "Mmt4dTilingExpert")]  # data-tiled
+    text, n = widen_conv_tiles_text("module {\n" + wide + "".join(cases) + "}\n", 32)
+    assert n == 1
+    assert text.count("vector_common_parallel = [1, 1, 8, 32, 0, 0, 0]") == 2  # dispatch 0 and 2
+    assert wide.replace(", 16]>", ", 32]>").replace("8, 16, 0", "8, 32, 0") in text  # the conv and its consumers
+    assert "".join(cases) in text
+
+
+def test_direct_convs_compile_and_match_pytorch(tmp_path):
+    """With data tiling on, the few-channel convolutions stay direct (hints on the others); with it off, the direct
+    convolutions get the wide vector tile (resnet8's 32- and 64-channel convs), built from the rewritten tile
+    configurations."""
+    out = tmp_path / "stem"
+    p = edgecc_cli("compile", f"{DATA / 'stem_factory.py'}:build", "--target", "host", "--backend", "iree",
+                   "--option", "conv_data_tiling=1", "-o", out)
+    assert p.returncode == 0, p.stderr
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["artifact"]["info"]["conv_data_tiling"]["direct_few_channel_convs"] == 2
+    assert "space_to_depth_convs" not in m["artifact"]["info"]["conv_data_tiling"]
+    assert m["validation"]["passed"] and m["validation"]["max_abs_error"] < 1e-5
+    out = tmp_path / "r8"
+    p = edgecc_cli("compile", "resnet8", "--target", "host", "--backend", "iree", "--option", "conv_data_tiling=0",
+                   "-o", out)
+    assert p.returncode == 0, p.stderr
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["artifact"]["info"]["conv_vector_tiles"]["widened"] >= 2
+    assert any("--compile-from=executable-configurations" in c for c in m["compile"]["calls"])
+    assert m["validation"]["passed"] and m["validation"]["max_abs_error"] < 1e-4
