@@ -31,9 +31,8 @@ class IreeBackend:
         tiling_mode = _conv_data_tiling_mode(cfg.options, options.options)
         space_to_depth = _bool_option(options.options, "space_to_depth", None)
         max_pool_slices = _bool_option(options.options, "max_pool_slices", None)
-        vector_n = _vector_n_option(options.options.get("matmul_vector_n", cfg.options.get("matmul_vector_n", 0)))
-        conv_vector_n = _vector_n_option(options.options.get("conv_vector_n", cfg.options.get("conv_vector_n", 0)),
-                                         "conv_vector_n")
+        vector_n = _vector_n_option(options.options, cfg.options, "matmul_vector_n")
+        conv_vector_n = _vector_n_option(options.options, cfg.options, "conv_vector_n")
         min_channels = _count_option(options.options, cfg.options, "conv_data_tiling_min_channels")
         work = workdir / "work"
         work.mkdir(exist_ok=True)
@@ -88,18 +87,24 @@ class IreeBackend:
                 flags += list(cfg.options["matmul_data_tiling_flags"])
         flags += list(options.extra_flags)
         argv = ["iree-compile", str(mlir), *flags, "-o", str(workdir / "model.vmfb")]
-        matmul_tiles = None
+        matmul_tiles = conv_tiles = None
         try:
+            configs = None  # IREE's tile configurations of the module as it is now
             if vector_n and iree_layout.plain_matmul_count(mlir.read_text()):
-                matmul_tiles = {"vector_n": vector_n,
-                                "widened": _widen_matmul_tiles(mlir, flags, vector_n, workdir, calls)}
-            conv_tiles = None
+                # IREE's own tiles, of which the plain matmuls then get a wider vector N tile (as compilation_info)
+                configs = _configurations(mlir, flags, "model.configs.mlir", workdir, calls)
+                matmul_tiles = {"vector_n": vector_n, "widened": _layout_pass(
+                    "widen_matmul_tiles_file", mlir, calls, "matmuls", config_path=configs, vector_n=vector_n)}
+                if matmul_tiles["widened"]:
+                    configs = None  # the module changed
             if conv_vector_n:
-                conv_tiles = {"vector_n": conv_vector_n,
-                              "widened": _widen_conv_tiles(mlir, flags, conv_vector_n, workdir, calls)}
-            if conv_tiles and conv_tiles["widened"]:
-                argv = ["iree-compile", str(mlir.with_name("model.tiles.mlir")),
-                        "--compile-from=executable-configurations", *flags, "-o", str(workdir / "model.vmfb")]
+                # the direct convolutions' tiles are widened in the configurations, and the build goes on from there
+                configs = configs or _configurations(mlir, flags, "model.tiles.mlir", workdir, calls)
+                conv_tiles = {"vector_n": conv_vector_n, "widened": _layout_pass(
+                    "widen_conv_tiles_file", configs, calls, "direct convolutions", vector_n=conv_vector_n)}
+                if conv_tiles["widened"]:
+                    argv = ["iree-compile", str(configs), "--compile-from=executable-configurations", *flags,
+                            "-o", str(workdir / "model.vmfb")]
             run_tool(argv, cwd=workdir, timeout=3600)
         except Exception as e:
             _raise_if_unsupported(str(getattr(e, "stderr", "")) or str(e), "iree")
@@ -221,25 +226,26 @@ def _layout_pass(name: str, mlir: Path, calls: list[str], what: str, **kwargs) -
     return n
 
 
-def _widen_matmul_tiles(mlir: Path, flags: list[str], vector_n: int, workdir: Path, calls: list[str]) -> int:
-    """Ask iree-compile (same flags) which tiles it picks for each dispatch, then give the plain matmuls a vector N
-    tile `vector_n` wide (iree_layout.widen_matmul_tiles_text); how many it changed."""
-    configs = mlir.with_name("model.configs.mlir")
+def _configurations(mlir: Path, flags: list[str], name: str, workdir: Path, calls: list[str]) -> Path:
+    """The tiles iree-compile (same flags) picks for each dispatch: its `--compile-to=executable-configurations`
+    output, written next to the module as `name`."""
+    configs = mlir.with_name(name)
     argv = ["iree-compile", str(mlir), *flags, "--compile-to=executable-configurations", "-o", str(configs)]
     run_tool(argv, cwd=workdir, timeout=3600)
     calls.append(repro_line([find_tool("iree-compile")] + argv[1:]))
-    return _layout_pass("widen_matmul_tiles_file", mlir, calls, "matmuls", config_path=configs, vector_n=vector_n)
+    return configs
 
 
-def _vector_n_option(value, name: str = "matmul_vector_n") -> int:
-    """`matmul_vector_n` / `conv_vector_n`: 0 (off) or the vector N tile, in elements, for IREE's default-tiled f32
-    matmuls / direct convolutions."""
+def _vector_n_option(user_opts: dict, target_opts: dict, key: str) -> int:
+    """`matmul_vector_n` / `conv_vector_n`, the user's over the target's: 0 (off) or the vector N tile, in elements,
+    for IREE's default-tiled f32 matmuls / direct convolutions."""
+    value = user_opts.get(key, target_opts.get(key, 0))
     try:
         n = int(str(value))
     except ValueError:
         n = -1
     if n != 0 and not (8 <= n <= 64 and n & (n - 1) == 0):
-        raise TargetError(f"--option {name}={value}: expected 0 (off) or a power of two from 8 to 64")
+        raise TargetError(f"--option {key}={value}: expected 0 (off) or a power of two from 8 to 64")
     return n
 
 
@@ -267,17 +273,6 @@ def _channels_last_first(mlir: Path, flags: list[str], workdir: Path, calls: lis
     out.replace(mlir)
     calls.append(repro_line([find_tool("iree-opt")] + argv[1:]) + f" && mv {out.name} {mlir.name}")
     return [f for f in flags if not f.startswith(_PREPROCESSING)]
-
-
-def _widen_conv_tiles(mlir: Path, flags: list[str], vector_n: int, workdir: Path, calls: list[str]) -> int:
-    """Write IREE's tile configurations for the module (same flags) to model.tiles.mlir and widen the vector tiles
-    of its direct convolutions there (iree_layout.widen_conv_tiles_text); how many it changed. When any, the build
-    goes on from that file."""
-    tiles = mlir.with_name("model.tiles.mlir")
-    argv = ["iree-compile", str(mlir), *flags, "--compile-to=executable-configurations", "-o", str(tiles)]
-    run_tool(argv, cwd=workdir, timeout=3600)
-    calls.append(repro_line([find_tool("iree-compile")] + argv[1:]))
-    return _layout_pass("widen_conv_tiles_file", tiles, calls, "direct convolutions", vector_n=vector_n)
 
 
 def _rewritten(nhwc_graph_stats: dict | None) -> bool:
