@@ -6,8 +6,8 @@ EDGECC := $(VENV)/bin/edgecc
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Toolchains the later paths need: Cortex-M firmware and QEMU, aarch64 cross builds and qemu-user,
 # Vulkan (Mesa lavapipe) for the Mali generic build, sshd for the SSH device tests, shellcheck for the device
-# scripts, chromium to render reports.
-APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm qemu-user g++-aarch64-linux-gnu \
+# scripts, chromium to render reports, strace for the hostile-input tests (nothing read outside a bundle).
+APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm qemu-user g++-aarch64-linux-gnu strace \
 	mesa-vulkan-drivers openssh-server shellcheck chromium
 PYTEST_ARGS ?=
 

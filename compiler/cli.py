@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
+import signal
 import sys
 import time
 from pathlib import Path
 
 from edgecc.compiler.errors import EdgeccError
 
-EPILOG = """exit codes: 0 ok, 1 error, 2 usage, 3 target/backend, 4 model, 5 unsupported op, 6 tool failed,
-7 validation mismatch, 8 bundle damaged, 9 over memory budget, 10 package missing, 11 cannot run here,
-12 device unreachable / copy failed, 13 device install failed, 14 run on device failed"""
+EPILOG = """exit codes: 0 ok, 1 error, 2 usage (a bad argument or value), 3 target/backend/option, 4 model,
+5 unsupported op, 6 tool failed, 7 validation mismatch, 8 bundle damaged or not replaceable, 9 over memory budget,
+10 package missing, 11 cannot run here, 12 device unreachable / copy failed, 13 device install failed, 14 run on
+device failed, 15 report unreadable or invalid, 16 regression beyond the compare gate, 130 SIGINT, 143 SIGTERM"""
+
+
+MAX_INPUT_ELEMENTS = 1 << 30  # 4 GiB of fp32 in one example input: beyond any edge model, and beyond this RAM
 
 
 def _shape(text: str) -> tuple[int, ...]:
@@ -23,7 +30,53 @@ def _shape(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"bad shape {text!r}; write it like 1x3x224x224") from None
     if not dims or any(d <= 0 for d in dims):
         raise argparse.ArgumentTypeError(f"bad shape {text!r}; dimensions must be positive")
+    if math.prod(dims) > MAX_INPUT_ELEMENTS:
+        raise argparse.ArgumentTypeError(f"shape {text!r} has {math.prod(dims):,} elements, more than "
+                                         f"{MAX_INPUT_ELEMENTS:,}; give the shape the device will run")
     return dims
+
+
+def _int_at_least(low: int):
+    """argparse type: a whole number >= low."""
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if n < low:
+            raise argparse.ArgumentTypeError(f"must be {low} or more, got {n}")
+        return n
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+def _seconds(text: str) -> float:
+    """argparse type: a finite number of seconds > 0."""
+    try:
+        t = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(t) or t <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text}")
+    return t
+
+
+def _non_negative(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(x) or x < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number, 0 or more, got {text}")
+    return x
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the one-line error of every other edgecc failure (exit 2, usage behind --help)."""
+
+    def error(self, message):
+        command = self.prog.removeprefix("edgecc").strip()
+        self.exit(2, f"edgecc: error: {command + ': ' if command else ''}{message} (see {self.prog} --help)\n")
 
 
 def _option(text: str) -> tuple[str, str]:
@@ -34,11 +87,11 @@ def _option(text: str) -> tuple[str, str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edgecc", description="Compile PyTorch models into validated, timed "
+    p = _Parser(prog="edgecc", description="Compile PyTorch models into validated, timed "
                                 "deployment bundles for edge devices.", epilog=EPILOG)
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
-    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND", parser_class=_Parser)
 
     c = sub.add_parser("compile", help="compile a model into a bundle")
     c.add_argument("model", help="zoo name, path/file.py:factory, model.pt2 or model.onnx")
@@ -58,27 +111,31 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--calibration", default="", metavar="DATASET|DIR",
                    help="calibration samples for --quantize: a dataset name (digits) or a folder of .npy inputs")
     c.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    c.add_argument("--force", action="store_true", help="replace the -o folder even if it is not an edgecc bundle "
+                   "(its contents are deleted)")
 
     tu = sub.add_parser("tune", help="tune a model's TVM workloads with MetaSchedule into the target's database")
     tu.add_argument("model", help="zoo name, path/file.py:factory, model.pt2 or model.onnx")
     tu.add_argument("--target", "-t", default="host", help="a CPU target (without --device: one that runs here)")
-    tu.add_argument("--trials", type=int, default=200, help="measurement trials over all the model's workloads")
+    tu.add_argument("--trials", type=_int_at_least(1), default=200,
+                    help="measurement trials over all the model's workloads")
     tu.add_argument("--database", help="database folder (default: targets/tuning/<target>/, used by compile)")
     tu.add_argument("--device", "-d", help="rpc://tracker:port/key: build here (with the target's cross compiler) "
                     "and time candidates on the device through its TVM RPC tracker (default: this machine). "
                     "num-cores: the target's tvm_target value if it sets one, else the thread count of the TVM "
                     "runtime on the device, asked over RPC")
-    tu.add_argument("--timeout", type=float, default=120, help="seconds each candidate may take to build and to "
+    tu.add_argument("--timeout", type=_seconds, default=120, help="seconds each candidate may take to build and to "
                     "run (with --device: also to reach the tracker and get a session)")
     tu.add_argument("--input-shape", action="append", type=_shape, help="input shape (repeat per input)")
     tu.add_argument("--seed", type=int, default=0)
+    tu.add_argument("--allow-pickle", action="store_true", help="allow loading a pickled model (runs its code!)")
 
     m = sub.add_parser("build", help="build a models x targets x backends matrix (CI); writes summary.json/.md")
     m.add_argument("--config", help="TOML with models / targets / backends / jobs / output")
     m.add_argument("--models", help="comma-separated (default: the zoo; tiny models only on MCU targets)")
     m.add_argument("--targets", help="comma-separated (default: every target)")
     m.add_argument("--backends", help="comma-separated (default: every implemented backend of each target)")
-    m.add_argument("-j", "--jobs", type=int, help="parallel processes (default: CPU count)")
+    m.add_argument("-j", "--jobs", type=_int_at_least(1), help="parallel processes (default: CPU count)")
     m.add_argument("-o", "--output", help="folder for bundles and the summary (default: build)")
 
     t = sub.add_parser("targets", help="list targets, or `targets show NAME`")
@@ -95,22 +152,25 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a bundle once and print/save its outputs")
     r.add_argument("bundle")
     r.add_argument("--input", "-i", action="append", help=".npy input (repeat per input; default: the reference)")
-    r.add_argument("--output", "-o", help="save output(s) to this .npy (output_N suffix when several)")
+    r.add_argument("--output", "-o", help="save the output to this .npy; with several outputs NAME_0.npy, "
+                   "NAME_1.npy, ...; an existing folder (or one ending in /) gets output_N.npy inside")
 
     b = sub.add_parser("bench", help="time bundles (each in its own process): warm-up + N iterations")
     b.add_argument("bundle", nargs="+")
-    b.add_argument("--warmup", type=int, default=5)
-    b.add_argument("--iters", "-n", type=int, default=50)
-    b.add_argument("--threads", type=int, default=0, help="runtime threads (default: the runtime's)")
+    b.add_argument("--warmup", type=_int_at_least(0), default=5)
+    b.add_argument("--iters", "-n", type=_int_at_least(1), default=50)
+    b.add_argument("--threads", type=_int_at_least(0), default=0, help="runtime threads (default: the runtime's)")
     b.add_argument("--json", dest="json_out", help="write the report JSON (schema edgecc.report/1) here (default: "
                    "<bundle>.bench.json for one bundle, bench.json beside the first for several)")
     b.add_argument("--device", "-d", help="host | qemu | ssh://user@host[:port] | rpc://tracker:port/key (default: "
                    "where each bundle's runner runs from here)")
     b.add_argument("--baselines", default="", help="comma-separated: ort,torch (ONNX Runtime, PyTorch eager; "
                    "same device, own processes)")
-    b.add_argument("--chunk", type=int, default=0, help="remote devices: samples per round trip (default: 10)")
-    b.add_argument("--retries", type=int, default=2, help="remote devices: retries of a chunk that drops or hangs")
-    b.add_argument("--timeout", type=float, default=600, help="seconds one chunk may take before the device "
+    b.add_argument("--chunk", type=_int_at_least(0), default=0,
+                   help="remote devices: samples per round trip (default: 10)")
+    b.add_argument("--retries", type=_int_at_least(0), default=2,
+                   help="remote devices: retries of a chunk that drops or hangs")
+    b.add_argument("--timeout", type=_seconds, default=600, help="seconds one chunk may take before the device "
                    "counts as hung")
     b.add_argument("--markdown", help="also write the Markdown table here")
     b.add_argument("--html", help="also write the HTML report here")
@@ -121,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("deploy", help="copy a bundle to a device, install its runtime, check one inference")
     d.add_argument("bundle")
     d.add_argument("--device", "-d", required=True, help="ssh://user@host[:port] | qemu | host | board[:NAME]")
-    d.add_argument("--timeout", type=float, default=900)
+    d.add_argument("--timeout", type=_seconds, default=900)
     d.add_argument("--json", action="store_true", help="print what was done as JSON")
     _ssh_args(d)
 
@@ -132,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--markdown", nargs="?", const="-", help="write Markdown here (- or no value: stdout)")
     rp.add_argument("--json", dest="json_out", help="write the merged JSON here")
     rp.add_argument("--max-regression", default="10%", help="compare: allowed p50 growth (default 10%%)")
-    rp.add_argument("--max-error-change", type=float, help="compare: allowed change of the max abs error vs the "
+    rp.add_argument("--max-error-change", type=_non_negative,
+                    help="compare: allowed change of the max abs error vs the "
                     "reference (default: the bundle's atol)")
 
     x = sub.add_parser("trtexec-report", help="turn trtexec output from a device (bench.sh of a tensorrt bundle) "
@@ -141,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--times", help="trtexec --exportTimes JSON (raw per-inference samples)")
     x.add_argument("--profile", help="trtexec --exportProfile JSON (per-layer times)")
     x.add_argument("--json", dest="json_out", help="also write the report as JSON here")
-    x.add_argument("--layers", type=int, default=10, help="slowest layers to show (default 10)")
+    x.add_argument("--layers", type=_int_at_least(1), default=10, help="slowest layers to show (default 10)")
     return p
 
 
@@ -170,7 +231,11 @@ def main(argv=None) -> int:
 
     # torch's export machinery warns about its own internals (pytree LeafSpec); users cannot act on it.
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"(torch|copyreg)")
+    # numpy's floating-point warnings (NaN/inf in a user's outputs or samples) are not edgecc's messages: the checks
+    # that see those values say what is wrong in their own one line
+    warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"numpy")
     args = build_parser().parse_args(argv)
+    _stop_on(signal.SIGTERM)
     try:
         return COMMANDS[args.cmd](args)
     except EdgeccError as e:
@@ -178,15 +243,34 @@ def main(argv=None) -> int:
             raise
         print(f"edgecc: error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print("edgecc: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # SIGINT, or SIGTERM as Interrupted: staging removed its temp folder
+        print(f"edgecc: {e or 'interrupted'}; nothing was written", file=sys.stderr)
+        return getattr(e, "exit_code", 130)
     except Exception as e:  # a bug in edgecc or a tool: still one line, the traceback behind --debug
         if args.debug:
             raise
         print(f"edgecc: internal error: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
               " (rerun with --debug for the traceback)", file=sys.stderr)
         return 1
+
+
+def _stop_on(signum) -> None:
+    """SIGTERM unwinds like SIGINT: temp folders are removed and running tools killed on the way out."""
+    from edgecc.compiler.errors import Interrupted
+
+    def stop(sig, frame):
+        signal.signal(sig, signal.SIG_IGN)  # once: the cleanup itself is not interrupted again
+        raise Interrupted(sig)
+
+    try:
+        signal.signal(signum, stop)
+    except ValueError:  # not the main thread (main() called from a thread): keep the default
+        pass
+
+
+def _note(msg: str) -> None:
+    """Something the user should know although the command succeeded (stale temp folders removed)."""
+    print(f"edgecc: note: {msg}", file=sys.stderr)
 
 
 def _log(args):
@@ -206,7 +290,8 @@ def cmd_compile(args) -> int:
                      validate=not args.no_validate, extra_flags=args.flag, board=args.board,
                      input_shapes=args.input_shape, allow_pickle=args.allow_pickle,
                      keep_intermediates=args.keep_intermediates, name=args.name, options=dict(args.option),
-                     quantize=args.quantize or "", calibration=args.calibration, log=_log(args))
+                     quantize=args.quantize or "", calibration=args.calibration, force=args.force,
+                     log=_log(args), note=_note)
     m = bundle.manifest
     if args.json:
         print(json.dumps(m, indent=2))
@@ -254,7 +339,7 @@ def cmd_tune(args) -> int:
     if device is None and cfg.cross_compiler:
         raise TargetError(f"edgecc tune measures on this machine: target {target.name} (llvm, {cfg.cross_compiler}) "
                           "does not run here; tune over the device's RPC tracker with --device rpc://HOST:PORT/KEY")
-    model = load_model(args.model, input_shapes=args.input_shape)
+    model = load_model(args.model, input_shapes=args.input_shape, allow_pickle=args.allow_pickle)
     mod, _ = TvmBackend()._import(model)
     db = Path(args.database) if args.database else tvm_tune.database_dir(target.name)
     t0 = time.perf_counter()
@@ -345,17 +430,36 @@ def cmd_run(args) -> int:
     else:
         inputs = bundle.reference_inputs()
     outputs = bundle.runner().run(inputs)
+    paths = output_paths(args.output, len(outputs)) if args.output else []
     for i, o in enumerate(outputs):
-        if args.output:
-            path = args.output if len(outputs) == 1 else args.output.replace(".npy", f"_{i}.npy")
-            np.save(path, o)
-            print(f"output {i}: shape {list(o.shape)} {o.dtype} -> {path}")
+        if paths:
+            _save_npy(paths[i], o)
+            print(f"output {i}: shape {list(o.shape)} {o.dtype} -> {paths[i]}")
         else:
             flat = o.ravel()
             head = ", ".join(f"{x:.5g}" for x in flat[:8]) + (", ..." if flat.size > 8 else "")
             extra = f"  argmax {int(np.argmax(o))}" if o.ndim == 2 and o.shape[0] == 1 else ""
             print(f"output {i}: shape {list(o.shape)} {o.dtype} [{head}]{extra}")
     return 0
+
+
+def output_paths(output: str, n: int) -> list[Path]:
+    """Where `run -o` puts n outputs: an existing folder (or a name ending in /) gets output_N.npy inside;
+    otherwise NAME.npy for one output and NAME_0.npy, NAME_1.npy, ... for several."""
+    if output.endswith(("/", "\\")) or Path(output).is_dir():
+        return [Path(output) / f"output_{i}.npy" for i in range(n)]
+    stem = output[:-4] if output.endswith(".npy") else output
+    return [Path(f"{stem}.npy")] if n == 1 else [Path(f"{stem}_{i}.npy") for i in range(n)]
+
+
+def _save_npy(path: Path, array) -> None:
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    _write(path, buf.getvalue())
 
 
 def cmd_bench(args) -> int:
@@ -390,7 +494,7 @@ def cmd_bench(args) -> int:
                                  timing.stats()["p50"] if timing.unit == "ms" else None) if names else []
             runs.append(run_record(bundle, timing, dev, base))
     doc = make_report(runs, environment(), args.warmup, args.iters)
-    first = bundles[0].path
+    first = bundles[0].path.resolve()  # `bench .` names its report after the folder, not ''
     out = Path(args.json_out) if args.json_out else (
         first.with_name(first.name + ".bench.json") if len(bundles) == 1 else first.parent / "bench.json")
     _write(out, json.dumps(doc, indent=2) + "\n")
@@ -459,7 +563,9 @@ def cmd_report(args) -> int:
 
     if args.paths[0] == "compare":
         if len(args.paths) != 3:
-            raise EdgeccError("usage: edgecc report compare BASE.json NEW.json [--max-regression 10%]")
+            from edgecc.compiler.errors import UsageError
+
+            raise UsageError("usage: edgecc report compare BASE.json NEW.json [--max-regression 10%]")
         limit = parse_percent(args.max_regression)
         failures, lines = compare(load_report(Path(args.paths[1])), load_report(Path(args.paths[2])), limit,
                                   args.max_error_change)
@@ -468,7 +574,9 @@ def cmd_report(args) -> int:
         for line in failures:
             print(f"FAIL  {line}")
         if failures:
-            raise EdgeccError(f"{len(failures)} regression(s) beyond the gate (max regression {limit:.0%}): "
+            from edgecc.compiler.errors import RegressionError
+
+            raise RegressionError(f"{len(failures)} regression(s) beyond the gate (max regression {limit:.0%}): "
                               f"{failures[0]}")
         print(f"no regression beyond {limit:.0%} in {len(lines)} run(s)")
         return 0
@@ -490,13 +598,26 @@ def cmd_report(args) -> int:
     return 0
 
 
-def _write(path, text: str) -> None:
-    """Write a report file whole (temp file + rename), creating its folder."""
+def _write(path, data: str | bytes) -> None:
+    """Write an output file whole (temp file + rename), creating its folder; a one-line error when the place is a
+    folder or cannot be written, and no temp file left behind."""
+    from edgecc.compiler.errors import UsageError
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    if path.is_dir():
+        raise UsageError(f"{path} is a folder; give a file name to write (e.g. {path / 'report.html'})")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(data, bytes):
+            tmp.write_bytes(data)
+        else:
+            tmp.write_text(data)
+        tmp.replace(path)
+    except OSError as e:
+        raise UsageError(f"cannot write {path}: {e.strerror or e}; choose another path") from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class _progress:
@@ -552,7 +673,7 @@ def cmd_trtexec_report(args) -> int:
 
     report = read_report(args.log, args.times, args.profile)
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n")
+        _write(args.json_out, json.dumps(report, indent=2) + "\n")
     print_report(report, args.layers)
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import platform
+import re
 import shutil
 import sys
 import time
@@ -13,8 +14,8 @@ import numpy as np
 
 from edgecc.compiler.artifact import CompileOptions
 from edgecc.compiler.backends import get_backend
-from edgecc.compiler.bundle import Bundle, staging, write_manifest
-from edgecc.compiler.errors import CannotRunHere, ModelError, ValidationError
+from edgecc.compiler.bundle import Bundle, check_replaceable, staging, write_manifest
+from edgecc.compiler.errors import CannotRunHere, ModelError, TargetError, UsageError, ValidationError
 from edgecc.compiler.frontends import load_model
 from edgecc.compiler.validate import compare
 from edgecc.targets import get_target
@@ -24,11 +25,12 @@ def compile(model, example_inputs=None, target: str = "host", backend: str | Non
             output: str | Path | None = None, *, validate: bool = True, extra_flags=(), board: str = "",
             input_shapes=None, tolerance: dict | None = None, allow_pickle: bool = False,
             keep_intermediates: bool = False, options: dict | None = None, name: str | None = None,
-            quantize: str = "", calibration: str = "", log=None) -> Bundle:
+            quantize: str = "", calibration: str = "", force: bool = False, log=None, note=None) -> Bundle:
     """Compile a model for a target and return the validated Bundle.
 
     `model` is a zoo name, "file.py:factory", a .pt2 / .onnx path, or an nn.Module (with example_inputs).
     `quantize="int8"` squeezes it first (static PTQ, calibrated on `calibration`: a dataset name or a .npy folder).
+    `output` may be a new or empty folder or a bundle edgecc wrote; anything else needs `force=True`.
 
         >>> b = edgecc.compile("resnet8", target="host", backend="tvm")          # doctest: +SKIP
         >>> b = edgecc.compile(my_module, (torch.randn(1, 3, 32, 32),))          # doctest: +SKIP
@@ -40,6 +42,11 @@ def compile(model, example_inputs=None, target: str = "host", backend: str | Non
     if board:
         tgt.board(board)
     be = get_backend(backend)
+    check_backend_options(be, backend, options or {}, extra_flags)
+    if name is not None:
+        check_name(name)
+    if output:
+        check_replaceable(Path(output), force)
     log(f"loading {model if isinstance(model, (str, Path)) else type(model).__name__}")
     if calibration and not quantize:
         raise ModelError("--calibration is only used with --quantize int8")
@@ -57,11 +64,14 @@ def compile(model, example_inputs=None, target: str = "host", backend: str | Non
         log(f"quantizing {loaded.name} to {quantize} (calibration: {calibration})")
         loaded = quantize_model(loaded, quantize, calibration)
         tolerance = {**loaded.tolerance(), **(tolerance or {})}
+    if name is None:  # a name derived from a file name: made into one plain path component
+        loaded.name = re.sub(r"[^A-Za-z0-9_.+-]", "-", loaded.name).lstrip(".-")[:128] or "model"
+    check_name(loaded.name)
     out = Path(output) if output else Path("build") / f"{loaded.name}-{tgt.name}-{backend}"
     opts = CompileOptions(extra_flags=tuple(extra_flags), board=board or tgt.default_board, validate=validate,
                           options=dict(options or {}))
 
-    with staging(out) as tmp:
+    with staging(out, force=force, note=note) as tmp:
         inputs = loaded.example_inputs
         ref_outputs = loaded.reference(inputs)
         io = loaded.io_spec(ref_outputs)
@@ -104,6 +114,30 @@ def compile(model, example_inputs=None, target: str = "host", backend: str | Non
             manifest["quantization"] = _quantization_section(Bundle(tmp, manifest), loaded, validate)
         write_manifest(tmp, manifest)
     return Bundle.load(out)
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}")
+
+
+def check_name(name: str) -> None:
+    """A model name becomes a folder name (build/<name>-<target>-<backend>): one plain path component."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise UsageError(f"model name {name!r} is not a plain name (letters, digits, '_', '-', '.', '+'; no '/' or "
+                         "leading '.'); choose another --name")
+
+
+def check_backend_options(be, backend: str, options: dict, extra_flags) -> None:
+    """Every --option key is one the backend reads, and --flag only where the backend passes flags to a tool."""
+    allowed = getattr(be, "OPTIONS", {})
+    if "board" in options:
+        raise TargetError("--option board=... is not an option: choose the board with --board NAME")
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        valid = ", ".join(sorted(allowed)) or "none"
+        raise TargetError(f"unknown {backend} option(s) {', '.join(unknown)}; valid {backend} options: {valid}")
+    if extra_flags and not getattr(be, "TAKES_FLAGS", False):
+        raise TargetError(f"backend {backend!r} passes no compiler flags (--flag {list(extra_flags)[0]} would be "
+                          "ignored); use --option KEY=VALUE (see `edgecc targets show`)")
 
 
 def _validate(bundle: Bundle, loaded, inputs, ref_outputs, tolerance) -> dict:

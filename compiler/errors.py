@@ -9,6 +9,23 @@ class EdgeccError(Exception):
     exit_code = 1
 
 
+class UsageError(EdgeccError):
+    """A command-line value out of range or malformed (a count, a name, a path): exit 2, like argparse's own."""
+
+    exit_code = 2
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM. A KeyboardInterrupt, so no `except Exception` turns it into a model or tool error; temp
+    folders are removed on the way out and child processes are killed. The CLI exits 128 + the signal number."""
+
+    def __init__(self, signum: int):
+        import signal
+
+        self.exit_code = 128 + signum
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+
+
 class TargetError(EdgeccError):
     """Unknown target, backend or board, a backend that does not serve a target, a malformed target file."""
 
@@ -83,6 +100,19 @@ def require(module: str, package: str, purpose: str):
         return importlib.import_module(module)
     except ImportError:
         raise MissingPackageError(module, package, purpose) from None
+
+
+class ReportError(EdgeccError):
+    """A benchmark report that cannot be read or compared: not JSON, not edgecc's schema, no runs, or samples that
+    are empty, negative or not finite."""
+
+    exit_code = 15
+
+
+class RegressionError(EdgeccError):
+    """`edgecc report compare`: the new report is slower, less accurate or missing runs beyond the gate."""
+
+    exit_code = 16
 
 
 class CannotRunHere(EdgeccError):

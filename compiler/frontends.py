@@ -7,9 +7,12 @@ to the Python API. Pickles (`.pt`, `.pth`, `.pkl`) are refused unless the caller
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
+import re
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,6 +107,15 @@ def flatten_outputs(out) -> list:
 def load_model(source, example_inputs=None, input_shapes=None, name: str | None = None,
                allow_pickle: bool = False) -> LoadedModel:
     """Load any accepted model source. Example: `load_model("resnet8")`, `load_model("net.py:build")`."""
+    try:
+        return _load_model(source, example_inputs, input_shapes, name, allow_pickle)
+    except MemoryError:
+        shapes = " ".join("x".join(map(str, s)) for s in input_shapes or ())
+        raise ModelError(f"out of memory loading {source}" + (f" with input shape(s) {shapes}" if shapes else "")
+                         + "; use smaller --input-shape values") from None
+
+
+def _load_model(source, example_inputs, input_shapes, name, allow_pickle) -> LoadedModel:
     if isinstance(source, LoadedModel):
         return source
     if not isinstance(source, (str, Path)):
@@ -115,7 +127,7 @@ def load_model(source, example_inputs=None, input_shapes=None, name: str | None 
     if ".py:" in text:
         return _from_factory(text, input_shapes, name)
     if text.endswith(".pt2"):
-        return _from_pt2(path, name)
+        return _from_pt2(path, name, allow_pickle)
     if text.endswith(PICKLE_SUFFIXES):
         if not allow_pickle:
             raise ModelError(f"{text} is a pickle; edgecc does not unpickle model files by default (it can run "
@@ -156,7 +168,7 @@ def _from_object(obj, example_inputs, name, task="unknown", source="<python obje
         outputs = model.reference(arrays)
     except ModelError:
         raise
-    except Exception as e:
+    except (Exception, SystemExit) as e:
         raise ModelError(f"model {name} fails on its example inputs "
                          f"{[list(a.shape) for a in arrays]}: {_first_line(e)}") from e
     model.output_names = [f"output_{i}" for i in range(len(outputs))]
@@ -184,12 +196,18 @@ def _from_factory(text: str, input_shapes, name) -> LoadedModel:
     sys.modules[spec.name] = mod
     try:
         spec.loader.exec_module(mod)
+    except SystemExit as e:  # a factory module that exits must not end edgecc silently with its status
+        raise ModelError(f"importing {file} called sys.exit({e.code!r}); a model file must define a factory, "
+                         "not run a script") from None
     except Exception as e:
         raise ModelError(f"importing {file} failed: {_first_line(e)}") from e
     if not callable(getattr(mod, func, None)):
         raise ModelError(f"{file} has no function {func!r}; define {func}() returning (module, example_inputs)")
     try:
         result = getattr(mod, func)()
+    except SystemExit as e:
+        raise ModelError(f"factory {text} called sys.exit({e.code!r}); it must return (module, example_inputs)") \
+            from None
     except Exception as e:
         raise ModelError(f"factory {text} raised {type(e).__name__}: {_first_line(e)}") from e
     if not (isinstance(result, tuple) and len(result) == 2):
@@ -199,7 +217,7 @@ def _from_factory(text: str, input_shapes, name) -> LoadedModel:
     return _reshape(model, input_shapes) if input_shapes else model
 
 
-def _from_pt2(path: Path, name) -> LoadedModel:
+def _from_pt2(path: Path, name, allow_pickle: bool = False) -> LoadedModel:
     if not path.is_file():
         raise ModelError(f"model file {path} does not exist")
     torch = require("torch", "torch==2.13.0", "loading a .pt2 model")
@@ -211,12 +229,19 @@ def _from_pt2(path: Path, name) -> LoadedModel:
                          "(save one with torch.export.save)")
     log = logging.getLogger("torch.export")
     level, log.level = log.level, logging.CRITICAL  # torch logs its own traceback before raising
+    refused: list[str] = []
     try:
-        ep = torch.export.load(str(path))
+        with contextlib.nullcontext() if allow_pickle else _weights_only(torch, refused):
+            ep = torch.export.load(str(path))
     except Exception as e:
-        raise ModelError(f"{path} is not a readable .pt2 ExportedProgram: {_first_line(e)}") from e
+        if not refused:
+            raise ModelError(f"{path} is not a readable .pt2 ExportedProgram: {_first_line(e)}") from e
     finally:
         log.setLevel(level)
+    if refused:
+        raise ModelError(f"{path} holds pickled data ({refused[0]}) that only unpickling can read, and unpickling "
+                         "can run arbitrary code: edgecc does not unpickle by default. Re-save it with "
+                         "torch.export.save from plain tensors, or pass --allow-pickle if you trust the file")
     inputs = []
     for node in ep.graph.nodes:
         if node.op == "placeholder" and node.name in {
@@ -229,6 +254,45 @@ def _from_pt2(path: Path, name) -> LoadedModel:
     model = _from_object(ep, inputs, name or path.stem, source=str(path))
     model.source_sha256 = _sha256(path)
     return model
+
+
+class _PickleRefused(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _weights_only(torch, refused: list):
+    """While torch.export.load runs: torch.load only with weights_only=True (tensors and plain containers, no
+    code), and the archive's other unpicklers refused. Anything refused is appended to `refused`, so a caller
+    that catches the exception inside torch still cannot turn it into a silent fallback."""
+    from torch.export.pt2_archive import _package
+
+    real_load, real_pickle_obj, real_pickle = torch.load, torch._C._pickle_load_obj, _package.pickle
+
+    def load(f, *args, weights_only=None, **kwargs):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the weights-only unpickler's note on pickle protocols
+                return real_load(f, *args, weights_only=True, **kwargs)
+        except Exception as e:
+            found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+            refused.append(f"a pickle that calls {found.group(1)}" if found else "a pickle that is not plain tensors")
+            raise _PickleRefused(refused[-1]) from None
+
+    def refuse(what):
+        def fn(*args, **kwargs):
+            refused.append(what)
+            raise _PickleRefused(what)
+        return fn
+
+    class _NoPickle:
+        loads = load_ = staticmethod(refuse("a pickled Python object"))
+
+    torch.load, torch._C._pickle_load_obj, _package.pickle = load, refuse("a TorchScript object"), _NoPickle
+    try:
+        yield
+    finally:
+        torch.load, torch._C._pickle_load_obj, _package.pickle = real_load, real_pickle_obj, real_pickle
 
 
 def _from_pickle(path: Path, input_shapes, name) -> LoadedModel:
@@ -262,6 +326,9 @@ def _from_onnx(path: Path, input_shapes, name) -> LoadedModel:
         raise ModelError(f"{path} is not a valid ONNX model: {_first_line(e)}") from e
     initializers = {i.name for i in proto.graph.initializer}
     graph_inputs = [i for i in proto.graph.input if i.name not in initializers]
+    if input_shapes and len(input_shapes) != len(graph_inputs):
+        raise ModelError(f"--input-shape given {len(input_shapes)} time(s), {path} has {len(graph_inputs)} input(s) "
+                         f"({', '.join(i.name for i in graph_inputs)}); give one per input, in order")
     rng = np.random.default_rng(1)
     arrays, names = [], []
     for i, inp in enumerate(graph_inputs):

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
-from edgecc.compiler.errors import BudgetError, EdgeccError, TargetError
+from edgecc.compiler.errors import BudgetError, EdgeccError, TargetError, UsageError
 
 CONFIG_KEYS = ("models", "targets", "backends", "jobs", "output")
 
@@ -59,6 +59,13 @@ def load_config(path: str | None) -> dict:
     unknown = sorted(set(cfg) - set(CONFIG_KEYS))
     if unknown:
         raise EdgeccError(f"{path}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(CONFIG_KEYS)}")
+    for key in ("models", "targets", "backends"):
+        if key in cfg and not (isinstance(cfg[key], list) and all(isinstance(x, str) and x for x in cfg[key])):
+            raise UsageError(f"{path}: {key} must be a list of names, like {key} = [\"a\", \"b\"]")
+    if "jobs" in cfg and (not isinstance(cfg["jobs"], int) or isinstance(cfg["jobs"], bool) or cfg["jobs"] < 1):
+        raise UsageError(f"{path}: jobs = {cfg['jobs']!r}: must be a whole number of processes, 1 or more")
+    if "output" in cfg and not (isinstance(cfg["output"], str) and cfg["output"]):
+        raise UsageError(f"{path}: output must be a folder name (a string)")
     return cfg
 
 

@@ -56,6 +56,18 @@ def repro_line(argv: list[str], cwd: str | Path | None = None) -> str:
     return f"cd {shlex.quote(str(cwd))} && {cmd}" if cwd else cmd
 
 
+def die_with_parent() -> None:
+    """preexec_fn: the child gets SIGKILL when edgecc dies, even by SIGKILL, so no iree-compile goes on writing
+    into a temp folder nobody owns (Linux prctl PR_SET_PDEATHSIG; elsewhere a no-op)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+        except OSError:
+            pass
+
+
 def run_tool(argv: list[str], cwd: str | Path | None = None, timeout: float | None = None,
              env: dict | None = None, check: bool = True, input: bytes | None = None
              ) -> subprocess.CompletedProcess:
@@ -66,7 +78,8 @@ def run_tool(argv: list[str], cwd: str | Path | None = None, timeout: float | No
         argv[0] = find_tool(argv[0])
     full_env = None if env is None else {**os.environ, **env}
     try:
-        proc = subprocess.run(argv, cwd=cwd, env=full_env, capture_output=True, timeout=timeout, input=input)
+        proc = subprocess.run(argv, cwd=cwd, env=full_env, capture_output=True, timeout=timeout, input=input,
+                              preexec_fn=die_with_parent)
     except subprocess.TimeoutExpired as e:
         raise ToolError(f"{Path(argv[0]).name} timed out after {timeout:.0f}s; repro: {repro_line(argv, cwd)}",
                         argv=argv, stderr=_text(e.stderr), repro=repro_line(argv, cwd)) from None

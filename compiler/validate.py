@@ -25,6 +25,22 @@ class Comparison:
         return asdict(self)
 
 
+def _nonfinite_mismatch(o: np.ndarray, r: np.ndarray) -> str:
+    """'' when NaN and ±inf stand at the same places in both (a NaN only matches a NaN), else what differs. A NaN
+    minus anything is NaN, and NaN > bound is False: without this a NaN reference would pass any output."""
+    if not np.issubdtype(o.dtype, np.floating) and not np.issubdtype(r.dtype, np.floating):
+        return ""
+    o, r = o.astype(np.float64), r.astype(np.float64)
+    nan_o, nan_r = np.isnan(o), np.isnan(r)
+    inf_o, inf_r = np.isinf(o), np.isinf(r)
+    bad = (nan_o != nan_r) | (inf_o != inf_r) | (inf_o & inf_r & (np.sign(o) != np.sign(r)))
+    if not bad.any():
+        return ""
+    first = tuple(int(x) for x in np.argwhere(bad)[0])
+    return (f"{int(bad.sum())} non-finite value(s) differ from the reference (NaN/inf at different places; first at "
+            f"index {list(first)}: {o[first]} vs reference {r[first]})")
+
+
 def compare(outputs: list[np.ndarray], reference: list[np.ndarray], reference_name: str,
             classification: bool, tolerance: dict | None = None) -> Comparison:
     tol = {**DEFAULT_TOLERANCE, **(tolerance or {})}
@@ -37,11 +53,13 @@ def compare(outputs: list[np.ndarray], reference: list[np.ndarray], reference_na
         if o.shape != r.shape:
             return Comparison(False, float("inf"), float("inf"), None, tol, reference_name,
                               f"output {i} has shape {list(o.shape)}, reference {list(r.shape)}")
-        if not np.all(np.isfinite(o)):
-            return Comparison(False, float("inf"), float("inf"), None, tol, reference_name,
-                              f"output {i} has non-finite values")
-        err = float(np.max(np.abs(o.astype(np.float64) - r.astype(np.float64)))) if o.size else 0.0
-        scale = float(np.max(np.abs(r))) if r.size else 0.0
+        mismatch = _nonfinite_mismatch(o, r)
+        if mismatch:
+            return Comparison(False, float("inf"), float("inf"), None, tol, reference_name, f"output {i}: {mismatch}")
+        finite = np.isfinite(r)  # non-finite values agree exactly (checked above); the error is over the rest
+        o64, r64 = o.astype(np.float64)[finite], r.astype(np.float64)[finite]
+        err = float(np.max(np.abs(o64 - r64))) if o64.size else 0.0
+        scale = float(np.max(np.abs(r64))) if r64.size else 0.0
         max_abs, max_rel = max(max_abs, err), max(max_rel, err / scale if scale else err)
         bound = tol["atol"] + tol["rtol"] * scale
         if err > bound:

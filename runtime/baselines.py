@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from edgecc.compiler.tools import die_with_parent
 from edgecc.runtime.bench import worker_env
 from edgecc.runtime.stats import Timing, summarize
 
@@ -36,7 +37,8 @@ def run_baselines(bundle, names: list[str], device_kind: str, warmup: int, iters
         argv = [sys.executable, "-m", "edgecc.runtime.baselines", name, str(bundle.path), "--warmup", str(warmup),
                 "--iters", str(iters)]
         try:  # the same worker environment as edgecc's bundles get (runtime/bench.py)
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=worker_env(threads))
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=worker_env(threads),
+                                  preexec_fn=die_with_parent)
         except subprocess.TimeoutExpired:
             out.append({"name": label, "status": "failed", "reason": f"timed out after {timeout:g}s"})
             continue

@@ -14,6 +14,7 @@ import sys
 import time
 
 from edgecc.compiler.errors import BundleError, CannotRunHere, EdgeccError
+from edgecc.compiler.tools import die_with_parent
 from edgecc.runtime.stats import WALL_CLOCK, Timing
 
 # glibc's malloc puts its large blocks on transparent huge pages with this tunable (THP in `madvise` mode, the Debian
@@ -41,7 +42,12 @@ def bench_bundle(bundle, warmup: int = 5, iters: int = 50, threads: int = 0, tim
     (emulators, device benchmark tools) provide `time()`; the others are timed around `run()`."""
     argv = [sys.executable, "-m", "edgecc.runtime.bench", str(bundle.path), "--warmup", str(warmup),
             "--iters", str(iters)]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=worker_env(threads))
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=worker_env(threads),
+                              preexec_fn=die_with_parent)
+    except subprocess.TimeoutExpired:
+        raise EdgeccError(f"benchmark of {bundle.path.name} took longer than --timeout {timeout:g}s; give it more "
+                          "time or fewer --iters") from None
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
         err = (proc.stderr.strip().splitlines() or ["no output"])[-1]

@@ -40,19 +40,35 @@ def _run_here(bundle, device: Device) -> dict:
 
 
 def compare_outputs(bundle, outputs) -> float:
-    """Max abs error vs the bundle's reference outputs; ValidationError beyond the manifest's tolerance."""
+    """Max abs error vs the bundle's reference outputs; ValidationError beyond the manifest's tolerance (and on
+    NaN/inf where the reference has none, or the other way round)."""
+    from edgecc.compiler.validate import compare
+
     tol = bundle.manifest["validation"].get("tolerance") or {"atol": 1e-4, "rtol": 1e-3}
-    worst = 0.0
-    for got, want in zip(outputs, bundle.reference_outputs()):
-        got = np.asarray(got)
-        if got.shape != want.shape:
-            raise ValidationError(f"output shape {list(got.shape)} on the device != reference {list(want.shape)}")
-        err = float(np.max(np.abs(got.astype(np.float64) - want))) if got.size else 0.0
-        worst = max(worst, err)
-        if not np.allclose(got, want, atol=tol["atol"], rtol=tol["rtol"]):
-            raise ValidationError(f"the device's output differs from the reference: max abs err {err:.3g} "
-                                  f"> atol {tol['atol']} (rtol {tol['rtol']})")
-    return worst
+    result = compare([np.asarray(o) for o in outputs], bundle.reference_outputs(), "the reference", False, tol)
+    if not result.passed:
+        raise ValidationError(f"the device's output differs from the reference: {result.detail} "
+                              f"(atol {tol['atol']}, rtol {tol['rtol']})")
+    return result.max_abs_error
+
+
+def installed_flash_command(bundle, board: str) -> str:
+    """The board's flash command from the target files installed with edgecc, never from the bundle: a manifest
+    is data, and an edited one must not choose what runs here."""
+    from edgecc.targets import list_targets
+
+    name = bundle.manifest["target"].get("name", "")
+    target = list_targets().get(name)
+    if target is None:
+        raise TargetError(f"bundle {bundle.path.name} is for target {name!r}, which is not an installed target; "
+                          "edgecc flashes only boards of installed targets (put the target file in targets/), or "
+                          "flash firmware.hex with your own tool")
+    try:
+        spec = target.board(board or None)
+    except TargetError:
+        raise TargetError(f"board {board!r} of bundle {bundle.path.name} is not a board of the installed target "
+                          f"{name}; recompile with one of its boards (`edgecc targets show {name}`)") from None
+    return spec.flash_command.format(hex="firmware.hex", elf="firmware.elf", bin="firmware.bin")
 
 
 def flash_board(bundle, device: Device, timeout: float) -> dict:
@@ -60,11 +76,11 @@ def flash_board(bundle, device: Device, timeout: float) -> dict:
     exactly what is missing. Flashing is checked by the tool itself (verify); outputs come over the board's
     own channel, so no comparison is made here."""
     info = bundle.manifest["artifact"]["info"]
-    cmd = info.get("flash_command", "")
-    board = info.get("board", "") or bundle.manifest["options"].get("board", "")
+    board = str(info.get("board", "") or bundle.manifest.get("options", {}).get("board", ""))
     if device.key and board and device.key != board:
         raise TargetError(f"bundle {bundle.path.name} was built for board {board}, not {device.key}; recompile "
                           f"with --board {device.key}")
+    cmd = installed_flash_command(bundle, board)
     if not cmd:
         raise CannotRunHere(f"not flashed: board {board or '(none)'} has no flash command in its target file; "
                             "add flash_command to the board in targets/*.toml, or use --device qemu")

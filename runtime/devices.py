@@ -53,14 +53,20 @@ def parse_device(text: str | None) -> Device | None:
         return Device(t, t)
     if t.startswith("board:"):
         return Device("board", t, key=t.split(":", 1)[1])
-    m = re.fullmatch(r"ssh://(?:([^@/:]+)@)?([^@/:]+)(?::(\d+))?/?", t)
+    m = re.fullmatch(r"ssh://(?:([^-@/:\s][^@/:\s]*)@)?([^-@/:\s][^@/:\s]*)(?::(\d+))?/?", t)
     if m:
-        return Device("ssh", t, user=m.group(1) or "", host=m.group(2), port=int(m.group(3) or 22))
-    m = re.fullmatch(r"rpc://([^@/:]+):(\d+)/([^/]+)", t)
+        return Device("ssh", t, user=m.group(1) or "", host=m.group(2), port=_port(m.group(3) or "22", text))
+    m = re.fullmatch(r"rpc://([^-@/:\s][^@/:\s]*):(\d+)/([^/\s]+)", t)
     if m:
-        return Device("rpc", t, host=m.group(1), port=int(m.group(2)), key=m.group(3))
+        return Device("rpc", t, host=m.group(1), port=_port(m.group(2), text), key=m.group(3))
     raise TargetError(f"unknown device {text!r}; use host, qemu, ssh://user@host[:port], "
                       "rpc://tracker-host:port/device-key or board[:NAME]")
+
+
+def _port(text: str, device: str) -> int:
+    if not 0 < int(text) < 65536:
+        raise TargetError(f"device {device!r}: port {int(text)} is not a TCP port (1-65535)")
+    return int(text)
 
 
 def check_local_device(bundle, device: Device) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import sys
 import tempfile
@@ -30,6 +31,7 @@ def cache_dir() -> Path:
 
 def foreign_wheel(package: str, version: str, platform: str, python: str = "3.11") -> Path:
     """Download (once) and unpack a wheel built for another platform; returns the unpacked folder."""
+    check_version(package, version)
     dest = cache_dir() / "wheels" / f"{package}-{version}-{platform}"
     if (dest / ".complete").is_file():
         return dest
@@ -61,13 +63,47 @@ def foreign_wheel(package: str, version: str, platform: str, python: str = "3.11
     return dest
 
 
+_PLAIN = re.compile(r"[A-Za-z0-9_.+-]+")
+QEMU_USER_TOOLS = ("qemu-aarch64",)
+
+
+def transport_options(bundle) -> dict:
+    """The qemu-user transport (emulator, -cpu, sysroot, wheel platform) of the bundle's target: from the installed
+    target file when there is one, else the manifest's, checked so that an edited manifest names no other program,
+    option or path shape. BundleError for a value that is not one."""
+    from edgecc.compiler.errors import BundleError
+    from edgecc.targets import list_targets
+
+    installed = list_targets().get(bundle.manifest["target"].get("name", ""))
+    opts = dict(installed.transport.options if installed is not None else
+                bundle.manifest["target"].get("transport", {}).get("options", {}))
+    for key, value in opts.items():
+        ok = isinstance(value, str) and (
+            value in QEMU_USER_TOOLS if key == "qemu" else
+            Path(value).is_absolute() and ".." not in Path(value).parts if key == "sysroot" else
+            bool(_PLAIN.fullmatch(value)))
+        if not ok:
+            raise BundleError(f"bundle {bundle.path.name}: transport option {key}={value!r} is not one edgecc runs "
+                              "(the manifest was edited?); recompile the bundle")
+    return opts
+
+
+def check_version(package: str, version) -> str:
+    """A version string as it may go into `pip download package==version`."""
+    from edgecc.compiler.errors import BundleError
+
+    if not isinstance(version, str) or not re.fullmatch(r"[0-9][0-9A-Za-z.+!-]*", version):
+        raise BundleError(f"{package} version {version!r} in the manifest is not a version; recompile the bundle")
+    return version
+
+
 class QemuUserRunner:
     """Runs an aarch64 bundle's run.sh / bench.sh with its tools wrapped in qemu-aarch64. Subclasses name the
     tools (env var -> aarch64 binary), their library folders and any extra environment in `_tools()`."""
 
     def __init__(self, bundle):
         self.bundle = bundle
-        self.transport = bundle.manifest["target"].get("transport", {}).get("options", {})
+        self.transport = transport_options(bundle)
         self.qemu = find_tool(self.transport.get("qemu", "qemu-aarch64"))
         self.cpu = self.transport.get("cpu", "max")
         self.sysroot = self.transport.get("sysroot", "/usr/aarch64-linux-gnu")

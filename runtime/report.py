@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import platform
 import re
 import subprocess
 from pathlib import Path
 
-from edgecc.compiler.errors import EdgeccError
+from edgecc.compiler.errors import EdgeccError, ReportError, UsageError
 from edgecc.runtime.stats import summarize
 
 SCHEMA = "edgecc.report/1"
@@ -106,17 +107,44 @@ def make_report(runs: list[dict], env: dict | None = None, warmup: int | None = 
 
 
 def run_key(run: dict) -> str:
-    return f"{run['model']}/{run['target']}/{run['backend']}@{(run.get('device') or {}).get('spec', 'host')}"
+    """model/target/backend@device [bundle folder]: two bundles of one model, target and backend (other options,
+    other --name) are two runs, and a re-run of the same bundle replaces the earlier one."""
+    key = f"{run['model']}/{run['target']}/{run['backend']}@{(run.get('device') or {}).get('spec', 'host')}"
+    name = Path(str(run.get("bundle") or "")).name
+    return f"{key} [{name}]" if name else key
+
+
+def check_run(run, where: str) -> None:
+    """ReportError unless `run` is a run record whose timing, if any, holds finite, non-negative samples."""
+    if not isinstance(run, dict) or not all(isinstance(run.get(k), str) for k in ("model", "target", "backend")):
+        raise ReportError(f"{where}: a run without model/target/backend; not an edgecc report run")
+    t = run.get("timing")
+    if t is None:
+        return
+    name = f"{where}: run {run['model']}/{run['target']}/{run['backend']}"
+    if not isinstance(t, dict) or not isinstance(t.get("samples"), list) or not isinstance(t.get("unit"), str):
+        raise ReportError(f"{name}: timing needs a samples list and a unit")
+    samples = t["samples"]
+    if not samples:
+        raise ReportError(f"{name}: timing has no samples")
+    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x >= 0
+               for x in samples):
+        bad = next(x for x in samples if not (isinstance(x, (int, float)) and math.isfinite(x) and x >= 0))
+        raise ReportError(f"{name}: sample {bad!r} is not a finite, non-negative {t['unit']} value")
 
 
 def load_report(path: Path) -> dict:
     try:
         doc = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise EdgeccError(f"{path}: not a readable JSON report ({e})") from None
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ReportError(f"{path}: not a readable JSON report ({e})") from None
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
-        raise EdgeccError(f"{path}: not an edgecc report (want \"schema\": \"{SCHEMA}\"; write one with "
+        raise ReportError(f"{path}: not an edgecc report (want \"schema\": \"{SCHEMA}\"; write one with "
                           "`edgecc bench ... --json FILE`)")
+    if not isinstance(doc.get("runs"), list):
+        raise ReportError(f"{path}: \"runs\" is missing or not a list")
+    for run in doc["runs"]:
+        check_run(run, str(path))
     for run in doc["runs"]:  # statistics are derived data: recompute them from the raw samples
         if run.get("timing"):
             run["timing"]["stats"] = summarize(run["timing"]["samples"])
@@ -219,14 +247,21 @@ def parse_percent(text: str) -> float:
     """'10%' -> 0.10, '0.1' -> 0.10."""
     t = str(text).strip()
     try:
-        return float(t[:-1]) / 100 if t.endswith("%") else float(t)
+        value = float(t[:-1]) / 100 if t.endswith("%") else float(t)
     except ValueError:
-        raise EdgeccError(f"bad threshold {text!r}; write it like 10%") from None
+        raise UsageError(f"bad threshold {text!r}; write it like 10%") from None
+    if not math.isfinite(value) or value < 0:
+        raise UsageError(f"bad threshold {text!r}: it must be a finite growth of 0% or more, like 10%")
+    return value
 
 
 def compare(base: dict, new: dict, max_regression: float, error_tolerance: float | None = None) -> tuple[list, list]:
     """(failures, lines). A run fails when its p50 grew by more than `max_regression`, its numerics moved by
     more than the tolerance (the bundle's atol unless `error_tolerance`), it went missing, partial or failed."""
+    if not base["runs"]:
+        raise ReportError("the base report has no runs: nothing to compare against (a gate needs a base)")
+    if not new["runs"]:
+        raise ReportError("the new report has no runs: every base run is missing")
     bruns = {run_key(r): r for r in base["runs"]}
     nruns = {run_key(r): r for r in new["runs"]}
     failures, lines = [], []
@@ -246,7 +281,10 @@ def compare(base: dict, new: dict, max_regression: float, error_tolerance: float
             failures.append(f"{key}: unit changed {bt['unit']} -> {nt['unit']}; not comparable")
             continue
         bp, np50 = bt["stats"]["p50"], nt["stats"]["p50"]
-        change = np50 / bp - 1 if bp else 0.0
+        if bp <= 0:
+            failures.append(f"{key}: base p50 is {bp:g} {bt['unit']}; a ratio against it means nothing")
+            continue
+        change = np50 / bp - 1
         line = f"{key}: p50 {bp:.4g} -> {np50:.4g} {nt['unit']} ({change:+.1%})"
         if change > max_regression:
             failures.append(f"{line}: regression beyond {max_regression:.0%}")

@@ -76,9 +76,21 @@ class _Worker:
         self.proc.wait()
 
 
+def check_tracker_reachable(device: Device, timeout: float) -> None:
+    """A plain TCP connect to the tracker before any session: a refused or unroutable tracker is a one-line
+    DeviceError now, not TVM's connect retries (5 s a try for a minute) repeated for every chunk retry."""
+    try:
+        socket.create_connection((device.host, device.port), timeout=min(timeout, 10)).close()
+    except OSError as e:
+        raise DeviceError(f"{device.text}: cannot reach the TVM RPC tracker at {device.host}:{device.port} "
+                          f"({e.strerror or type(e).__name__}); is `python -m tvm.exec.rpc_tracker` running "
+                          "there?") from None
+
+
 def rpc_bench(bundle, device: Device, warmup: int, iters: int, chunk: int = 0, timeout: float = 600,
               retries: int = 2, on_chunk=None) -> Timing:
     check_rpc_bundle(bundle)
+    check_tracker_reachable(device, timeout)
     state: dict = {"worker": None, "info": {}, "sessions": 0}
 
     def measure(n):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shlex
 import subprocess
 from pathlib import Path
@@ -21,6 +22,7 @@ from edgecc.compiler.errors import DeviceError, DeviceInstallError, DeviceRunErr
 from edgecc.runtime.devices import Device, SshOptions, run_chunked
 from edgecc.runtime.stats import SSH_IREE, SSH_TVM, Timing
 
+DEVICE_RUNTIMES = ("iree-base-runtime", "apache-tvm")  # what `deploy` may pip-install on a device
 SSH_LOST = 255  # ssh's own exit status: connection refused, dropped, host key rejected, auth failed
 
 
@@ -40,7 +42,7 @@ class SshDevice:
             argv += ["-o", f"UserKnownHostsFile={Path(o.known_hosts).expanduser()}"]
         for extra in o.extra:
             argv += ["-o", extra]
-        return [*argv, self.target, command]
+        return [*argv, "--", self.target, command]  # `--`: a destination never reads as an ssh option
 
     def run(self, command: str, timeout: float, stdin: bytes | None = None, check: bool = True,
             error=DeviceRunError, what: str = "") -> subprocess.CompletedProcess:
@@ -65,9 +67,10 @@ class SshDevice:
         """Copy the files whose sha256 differs on the device (the manifest has every file's sha256), then
         check all of them there with `sha256sum -c`. Returns (copied files, files already up to date)."""
         files = {**{rel: meta["sha256"] for rel, meta in bundle.manifest["files"].items()}}
-        from edgecc.compiler.bundle import MANIFEST, sha256_file
+        from edgecc.compiler.bundle import MANIFEST, MANIFEST_HASH, sha256_file
 
         files[MANIFEST] = sha256_file(bundle.path / MANIFEST)
+        files[MANIFEST_HASH] = sha256_file(bundle.path / MANIFEST_HASH)
         d = shlex.quote(remote_dir)
         names = " ".join(shlex.quote(f) for f in sorted(files))
         have = self.run(f"mkdir -p {d} && cd {d} && (sha256sum -- {names} 2>/dev/null || true)", timeout,
@@ -97,6 +100,9 @@ def runtime_requirement(bundle) -> tuple[str, str]:
         raise TargetError(f"bundle {bundle.path.name} does not say what runtime its device needs "
                           f"(backend {bundle.backend}); it cannot be deployed over ssh")
     pkg, ver = spec.split("==", 1)
+    if pkg not in DEVICE_RUNTIMES or not re.fullmatch(r"[0-9][0-9A-Za-z.+!-]*", ver):
+        raise TargetError(f"bundle {bundle.path.name}: device runtime {text!r} is not one edgecc installs (one of "
+                          f"{', '.join(DEVICE_RUNTIMES)} at a plain version); the manifest was edited, recompile it")
     return pkg, ver
 
 

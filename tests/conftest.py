@@ -16,6 +16,18 @@ def edgecc_cli(*args, cwd=None, timeout=900):
                           cwd=cwd, timeout=timeout, env=env)
 
 
+def assert_clean_failure(r, code, *needles, out_dir=None):
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == code, (r.returncode, r.stderr)
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("edgecc: error: ") and "Traceback" not in r.stderr
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+    if out_dir is not None:
+        assert list(out_dir.parent.iterdir()) == [] if out_dir.parent.exists() else True, \
+            list(out_dir.parent.iterdir())
+
+
 @pytest.fixture(scope="session")
 def resnet8_bundles(tmp_path_factory):
     """resnet8 compiled for host with both backends, once per session."""

@@ -23,6 +23,19 @@ _TORCH_OP = re.compile(r"'?torch\.(aten\.[\w.]+|prims\.[\w.]+)")
 
 @register_backend("iree")
 class IreeBackend:
+    # --option keys (the target file's [backends.iree] may set them too); --flag goes to iree-compile
+    OPTIONS = {
+        "nhwc_rewrite": "1/0: NHWC convolution rewrite of the imported module",
+        "nhwc_graph": "1/0: channels-last graph rewrite at the ATen level",
+        "conv_data_tiling": "1/0/auto: IREE's convolution data tiling",
+        "conv_data_tiling_min_channels": "convolutions with fewer input channels stay direct",
+        "space_to_depth": "1/0: the stem as a space-to-depth convolution",
+        "max_pool_slices": "1/0: max pools as maxima of strided slices",
+        "matmul_vector_n": "0 or a power of two 8..64: vector N tile of default-tiled matmuls",
+        "conv_vector_n": "0 or a power of two 8..64: vector N tile of direct convolutions",
+    }
+    TAKES_FLAGS = True
+
     def compile(self, model, target, workdir: Path, options: CompileOptions) -> Artifact:
         cfg = target.backend("iree")
         nhwc_rewrite = _bool_option(options.options, "nhwc_rewrite", bool(cfg.options.get("nhwc_rewrite")))

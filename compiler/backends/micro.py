@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import re
 from pathlib import Path
 
 from edgecc.compiler.artifact import Artifact, CompileOptions
 from edgecc.compiler.backends import register_backend
-from edgecc.compiler.errors import BudgetError, CannotRunHere, TargetError, require
+from edgecc.compiler.errors import BudgetError, BundleError, CannotRunHere, TargetError, require
 
 HARNESS_IO_BYTES_NOTE = "harness input/output buffers"
 
@@ -35,6 +36,10 @@ def _kb(n: int) -> str:
 
 @register_backend("micro")
 class MicroBackend:
+    OPTIONS = {"codegen": "c (default) or llvm", "opt": "gcc optimisation level: -O0 -O1 -O2 -O3 -Os -Oz",
+               "schedule": "1/0: edgecc's TIR schedules (0: TVM's defaults)", "stack_kb": "stack size in KiB, >= 1"}
+    TAKES_FLAGS = True  # arm-none-eabi-gcc flags
+
     time_in_process = True  # QEMU is its own process; runner.time() returns instruction counts
 
     def compile(self, model, target, workdir: Path, options: CompileOptions) -> Artifact:
@@ -54,7 +59,16 @@ class MicroBackend:
         if codegen not in ("c", "llvm"):
             raise TargetError(f"micro codegen {codegen!r} is not one of c, llvm")
         board = target.board(options.board or None)
-        stack_bytes = int(opts.get("stack_kb", 8)) * 1024
+        if str(opts.get("opt", "-O2")) not in ("-O0", "-O1", "-O2", "-O3", "-Os", "-Oz"):
+            raise TargetError(f"--option opt={opts['opt']}: expected one of -O0 -O1 -O2 -O3 -Os -Oz")
+        if not str(opts.get("stack_kb", 8)).isdigit() or int(str(opts.get("stack_kb", 8))) < 1:
+            raise TargetError(f"--option stack_kb={opts['stack_kb']}: expected a whole number of KiB, 1 or more")
+        schedule = opts.get("schedule", True)
+        if not isinstance(schedule, bool):
+            if str(schedule).lower() not in ("1", "0", "true", "false", "on", "off", "yes", "no"):
+                raise TargetError(f"--option schedule={schedule}: expected 1/0 (true/false)")
+            schedule = str(schedule).lower() in ("1", "true", "on", "yes")
+        stack_bytes = int(str(opts.get("stack_kb", 8))) * 1024
         workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         if getattr(model, "qgraph", None) is not None:  # --quantize int8: edgecc's int8 kernels, no TVM
@@ -62,7 +76,7 @@ class MicroBackend:
 
             return compile_int8(model, target, board, workdir, opts, options, stack_bytes)
 
-        lowered = lower_to_tir(model.exported_program(), model.name, schedule=opts.get("schedule", True))
+        lowered = lower_to_tir(model.exported_program(), model.name, schedule=schedule)
         tvm_target = dict(cfg.tvm_target) if codegen == "llvm" else {"kind": "c"}
         built = build_kernels(lowered.kernels, codegen, tvm_target, workdir)
         for call in lowered.calls:
@@ -108,6 +122,10 @@ class MicroBackend:
         from edgecc.compiler.micro.qemu import QemuCortexMRunner
 
         info = bundle.manifest["artifact"]["info"]
+        machine = info.get("qemu_machine")
+        if machine and not (isinstance(machine, str) and re.fullmatch(r"[a-z0-9][a-z0-9.-]*", machine)):
+            raise BundleError(f"bundle {bundle.path.name}: qemu_machine {machine!r} is not a QEMU machine name (the "
+                              "manifest was edited?); recompile the bundle")
         if not info.get("qemu_machine"):
             raise CannotRunHere(f"board {info['board']} is real hardware and cannot run here; flash it with: "
                               f"{info.get('flash_command') or '(no flash command in the target file)'}")

@@ -186,6 +186,9 @@ def export_onnx(model, path: Path, opset: int, max_batch: int) -> str:
 
 @register_backend("tensorrt")
 class TensorRTBackend:
+    OPTIONS = {k: "see `edgecc compile --help`" for k in OPTIONS}
+    TAKES_FLAGS = False  # trtexec runs on the device, from plan.json
+
     def compile(self, model, target, workdir: Path, options: CompileOptions) -> Artifact:
         onnx = require("onnx", "onnx", "the TensorRT backend (ONNX export)")
         cfg = target.backend("tensorrt")

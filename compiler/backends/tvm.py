@@ -42,6 +42,9 @@ def resolve_tvm_target(cfg) -> dict:
 
 @register_backend("tvm")
 class TvmBackend:
+    OPTIONS = {"tuning_db": "MetaSchedule database folder (default: the target's, targets/tuning/<target>/)"}
+    TAKES_FLAGS = False  # tvm.compile takes no command-line flags
+
     def compile(self, model, target, workdir: Path, options: CompileOptions) -> Artifact:
         tvm = require("tvm", "apache-tvm==0.27.0.post1", "the TVM backend")
         cfg = target.backend("tvm")

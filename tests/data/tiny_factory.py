@@ -14,3 +14,17 @@ def broken():
 
 def not_a_pair():
     return torch.nn.Linear(2, 2)
+
+
+class _TwoHeads(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = torch.nn.Linear(4, 3), torch.nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.a(x), self.b(x)
+
+
+def two_outputs():
+    torch.manual_seed(0)
+    return _TwoHeads(), (torch.randn(1, 4),)

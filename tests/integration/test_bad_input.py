@@ -5,19 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.conftest import DATA, edgecc_cli
-
-
-def assert_clean_failure(r, code, *needles, out_dir=None):
-    lines = r.stderr.strip().splitlines()
-    assert r.returncode == code, (r.returncode, r.stderr)
-    assert len(lines) == 1, r.stderr
-    assert lines[0].startswith("edgecc: error: ") and "Traceback" not in r.stderr
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
-    if out_dir is not None:
-        assert list(out_dir.parent.iterdir()) == [] if out_dir.parent.exists() else True, \
-            list(out_dir.parent.iterdir())
+from tests.conftest import DATA, assert_clean_failure, edgecc_cli
 
 
 @pytest.fixture

@@ -44,4 +44,4 @@ def test_database_keeps_the_fastest_record_per_workload(tmp_path):
 
 def test_tune_refuses_a_non_positive_trial_count(tmp_path):
     p = edgecc_cli("tune", TINY, "--trials", "0", "--database", tmp_path / "db")
-    assert p.returncode == 3 and "--trials 0" in p.stderr and not (tmp_path / "db").exists()
+    assert p.returncode == 2 and "--trials: must be 1 or more, got 0" in p.stderr and not (tmp_path / "db").exists()

@@ -1,11 +1,20 @@
 """Bundles: atomic staging, manifest hashes, verification of tampered / truncated / extra / missing files."""
 
 import json
+import os
 
 import pytest
 
-from edgecc.compiler.bundle import MANIFEST, Bundle, staging, write_manifest
+from edgecc.compiler.bundle import (
+    MANIFEST, Bundle, check_manifest, check_replaceable, clean_stale, safe_relpath, staging, write_manifest,
+)
 from edgecc.compiler.errors import BundleError
+
+
+# the sections every manifest has (edgecc.compiler.bundle.REQUIRED), with the entry and io files hashed
+MINIMAL = {"backend": "iree", "model": {"name": "m"}, "target": {"name": "host"}, "validation": {"status": "passed"},
+           "artifact": {"entry": "model.bin", "files": ["model.bin"], "info": {}}, "compile": {}, "versions": {},
+           "io": {"inputs": [{"name": "x", "shape": [1], "dtype": "float32", "file": "sub/x.txt"}], "outputs": []}}
 
 
 def make_bundle(path):
@@ -13,7 +22,7 @@ def make_bundle(path):
         (tmp / "model.bin").write_bytes(b"\x00" * 1000)
         (tmp / "sub").mkdir()
         (tmp / "sub" / "x.txt").write_text("hello")
-        write_manifest(tmp, {"backend": "iree", "model": {"name": "m"}, "target": {"name": "host"}})
+        write_manifest(tmp, MINIMAL)
     return Bundle.load(path)
 
 
@@ -47,6 +56,10 @@ def test_failed_rebuild_keeps_the_old_bundle(tmp_path):
     (lambda p: (p / "evil.sh").write_text("rm -rf /"), "evil.sh is not in the manifest"),
     (lambda p: (p / MANIFEST).write_text("{not json"), "is not valid JSON"),
     (lambda p: (p / MANIFEST).unlink(), "is not a bundle: no manifest.json"),
+    (lambda p: (p / MANIFEST).write_text((p / MANIFEST).read_text().replace('"m"', '"n"')),
+     "manifest.json does not match manifest.sha256"),
+    (lambda p: (p / "manifest.sha256").unlink(), "manifest.sha256 is missing"),
+    (lambda p: (p / "link").symlink_to("/etc"), "link is a symlink"),
 ])
 def test_verify_catches_damage(tmp_path, damage, message):
     b = make_bundle(tmp_path / "b")
@@ -67,3 +80,51 @@ def test_manifest_schema_version_checked(tmp_path):
 def test_missing_bundle(tmp_path):
     with pytest.raises(BundleError, match="does not exist"):
         Bundle.load(tmp_path / "nope")
+
+
+@pytest.mark.parametrize("rel", ["../x", "/etc/passwd", "a/../b", "./a", "a//b", "a\\b", "", "a/.", 7])
+def test_manifest_paths_must_be_plain_and_inside(rel):
+    with pytest.raises(BundleError, match="not a plain relative path inside the bundle"):
+        safe_relpath(rel, "file", "m.json")
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: m.pop("io"), "manifest field 'io' is missing"),
+    (lambda m: m["artifact"].update(entry="other.bin"), "artifact.entry 'other.bin' is not in the manifest's hashed"),
+    (lambda m: m["io"]["inputs"][0].update(file="../in.npy"), "io.inputs\\[\\].file '../in.npy' is not a plain"),
+    (lambda m: m["io"]["inputs"][0].update(shape="1x3"), "has no valid shape/dtype"),
+    (lambda m: m["files"].update({"model.bin": {"sha256": "x"}}), "needs a sha256 and a size"),
+])
+def test_manifest_shape_checked(edit, message):
+    m = json.loads(json.dumps({**MINIMAL, "files": {"model.bin": {"sha256": "0", "size": 1},
+                                                   "sub/x.txt": {"sha256": "0", "size": 1}}}))
+    check_manifest(m, "m.json")
+    edit(m)
+    with pytest.raises(BundleError, match=message):
+        check_manifest(m, "m.json")
+
+
+def test_replace_only_what_is_a_bundle(tmp_path):
+    make_bundle(tmp_path / "b")
+    check_replaceable(tmp_path / "b")  # a verified bundle
+    (tmp_path / "empty").mkdir()
+    check_replaceable(tmp_path / "empty")
+    check_replaceable(tmp_path / "new")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("x")
+    with pytest.raises(BundleError, match="--force"):
+        check_replaceable(tmp_path / "mine")
+    check_replaceable(tmp_path / "mine", force=True)
+
+
+def test_stale_temp_folders_of_dead_runs_are_removed(tmp_path):
+    import subprocess
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # its pid is free now: a run that was killed
+    (tmp_path / f".b.tmp-{dead.pid}-abc").mkdir()
+    (tmp_path / f".b.tmp-{os.getpid()}-live").mkdir()  # a run in progress: kept
+    (tmp_path / ".other.tmp-1-x").mkdir()  # another bundle's: kept
+    removed = clean_stale(tmp_path / "b")
+    assert [p.name for p in removed] == [f".b.tmp-{dead.pid}-abc"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".b.tmp-{os.getpid()}-live", ".other.tmp-1-x"]
