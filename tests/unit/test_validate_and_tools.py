@@ -49,3 +49,17 @@ def test_summarize_percentiles():
     s = summarize(list(range(1, 101)))
     assert s["min"] == 1 and s["max"] == 100 and s["p50"] == 50.5 and s["n"] == 100
     assert summarize([]) == {"n": 0}
+
+
+def test_nan_and_inf_must_stand_at_the_same_places():
+    ref = np.array([[1.0, np.nan, -np.inf, 2.0]], np.float32)
+    assert compare([ref.copy()], [ref], "pytorch", False).passed  # NaN matches NaN, -inf matches -inf
+    zero_for_nan = np.array([[1.0, 0.0, -np.inf, 2.0]], np.float32)
+    c = compare([zero_for_nan], [ref], "pytorch", False)
+    assert not c.passed and "non-finite value(s) differ" in c.detail and "index [0, 1]" in c.detail
+    all_nan = np.full((1, 64), np.nan, np.float32)
+    assert not compare([np.zeros((1, 64), np.float32)], [all_nan], "pytorch", False).passed
+    flipped = np.array([[1.0, np.nan, np.inf, 2.0]], np.float32)
+    assert not compare([flipped], [ref], "pytorch", False).passed  # +inf for -inf
+    with np.errstate(all="raise"):  # and no floating-point warning on the way
+        compare([zero_for_nan], [ref], "pytorch", False)
