@@ -11,7 +11,7 @@ APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm qemu-u
 	mesa-vulkan-drivers openssh-server shellcheck chromium
 PYTEST_ARGS ?=
 
-.PHONY: setup apt venv demo test test-all bench clean
+.PHONY: setup apt venv lint demo test test-all bench clean
 
 setup: apt venv
 
@@ -44,10 +44,13 @@ demo: setup
 		--json build/reports/demo-bench-cortex-m4.json
 	$(EDGECC) report build/reports -o build/report.html --markdown build/report.md
 
-test: setup
+lint: venv
+	$(VENV)/bin/ruff check .
+
+test: setup lint
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-test-all: setup
+test-all: setup lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:

@@ -67,7 +67,7 @@ def measure(kind: str, facts: dict, a, iters: int) -> list[float]:
     """One round of one runtime, in its own process: edgecc bundles through `edgecc bench`'s worker
     (runtime/bench.py), ONNX Runtime and PyTorch through the baselines' worker (runtime/baselines.py), which runs
     the bundle's model on its reference input."""
-    from edgecc.compiler.bundle import Bundle
+    from edgecc.bundle import Bundle
     from edgecc.runtime.baselines import run_baselines
     from edgecc.runtime.bench import bench_bundle
 

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from edgecc.compiler.errors import EdgeccError
+from edgecc.errors import EdgeccError
 
 EPILOG = """exit codes: 0 ok, 1 error, 2 usage (a bad argument or value), 3 target/backend/option, 4 model,
 5 unsupported op, 6 tool failed, 7 validation mismatch, 8 bundle damaged or not replaceable, 9 over memory budget,
@@ -256,7 +256,7 @@ def main(argv=None) -> int:
 
 def _stop_on(signum) -> None:
     """SIGTERM unwinds like SIGINT: temp folders are removed and running tools killed on the way out."""
-    from edgecc.compiler.errors import Interrupted
+    from edgecc.errors import Interrupted
 
     def stop(sig, frame):
         signal.signal(sig, signal.SIG_IGN)  # once: the cleanup itself is not interrupted again
@@ -321,8 +321,8 @@ def cmd_compile(args) -> int:
 def cmd_tune(args) -> int:
     from edgecc.compiler import tvm_tune
     from edgecc.compiler.backends.tvm import TvmBackend, resolve_tvm_target
-    from edgecc.compiler.errors import TargetError
     from edgecc.compiler.frontends import load_model
+    from edgecc.errors import TargetError
     from edgecc.runtime.devices import parse_device
     from edgecc.targets import get_target
 
@@ -397,14 +397,15 @@ def cmd_models(args) -> int:
         rows.append((name, " ".join("x".join(map(str, s)) for s in spec.input_shapes), f"{params / 1e6:.3f} M",
                      f"{macs / 1e6:.1f} M", spec.description))
     if args.json:
-        print(json.dumps([dict(zip(["name", "input", "params", "macs", "description"], r)) for r in rows], indent=2))
+        keys = ["name", "input", "params", "macs", "description"]
+        print(json.dumps([dict(zip(keys, r, strict=True)) for r in rows], indent=2))
         return 0
     _table(["model", "input", "params", "MACs", "description"], rows)
     return 0
 
 
 def cmd_verify(args) -> int:
-    from edgecc.compiler.bundle import Bundle
+    from edgecc.bundle import Bundle
 
     bundle = Bundle.load(args.bundle, verify=False)
     n = bundle.verify()
@@ -414,8 +415,9 @@ def cmd_verify(args) -> int:
 
 def cmd_run(args) -> int:
     import numpy as np
-    from edgecc.compiler.bundle import Bundle
-    from edgecc.compiler.errors import ModelError
+
+    from edgecc.bundle import Bundle
+    from edgecc.errors import ModelError
 
     bundle = Bundle.load(args.bundle)
     if args.input:
@@ -463,7 +465,7 @@ def _save_npy(path: Path, array) -> None:
 
 
 def cmd_bench(args) -> int:
-    from edgecc.compiler.bundle import Bundle
+    from edgecc.bundle import Bundle
     from edgecc.runtime.baselines import BASELINES, run_baselines
     from edgecc.runtime.devices import bench_on_device, describe, parse_device
     from edgecc.runtime.report import environment, failed_record, make_report, run_record, to_markdown
@@ -539,7 +541,7 @@ def cmd_bench(args) -> int:
 
 
 def cmd_deploy(args) -> int:
-    from edgecc.compiler.bundle import Bundle
+    from edgecc.bundle import Bundle
     from edgecc.runtime.deploy import deploy
     from edgecc.runtime.devices import parse_device
 
@@ -563,7 +565,7 @@ def cmd_report(args) -> int:
 
     if args.paths[0] == "compare":
         if len(args.paths) != 3:
-            from edgecc.compiler.errors import UsageError
+            from edgecc.errors import UsageError
 
             raise UsageError("usage: edgecc report compare BASE.json NEW.json [--max-regression 10%]")
         limit = parse_percent(args.max_regression)
@@ -574,7 +576,7 @@ def cmd_report(args) -> int:
         for line in failures:
             print(f"FAIL  {line}")
         if failures:
-            from edgecc.compiler.errors import RegressionError
+            from edgecc.errors import RegressionError
 
             raise RegressionError(f"{len(failures)} regression(s) beyond the gate (max regression {limit:.0%}): "
                               f"{failures[0]}")
@@ -601,7 +603,7 @@ def cmd_report(args) -> int:
 def _write(path, data: str | bytes) -> None:
     """Write an output file whole (temp file + rename), creating its folder; a one-line error when the place is a
     folder or cannot be written, and no temp file left behind."""
-    from edgecc.compiler.errors import UsageError
+    from edgecc.errors import UsageError
 
     path = Path(path)
     if path.is_dir():

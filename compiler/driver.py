@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecc.bundle import Bundle, check_replaceable, staging, write_manifest
 from edgecc.compiler.artifact import CompileOptions
 from edgecc.compiler.backends import get_backend
-from edgecc.compiler.bundle import Bundle, check_replaceable, staging, write_manifest
-from edgecc.compiler.errors import CannotRunHere, ModelError, TargetError, UsageError, ValidationError
 from edgecc.compiler.frontends import load_model
 from edgecc.compiler.validate import compare
+from edgecc.errors import CannotRunHere, ModelError, TargetError, UsageError, ValidationError
 from edgecc.targets import get_target
 
 
@@ -75,10 +75,10 @@ def compile(model, example_inputs=None, target: str = "host", backend: str | Non
         inputs = loaded.example_inputs
         ref_outputs = loaded.reference(inputs)
         io = loaded.io_spec(ref_outputs)
-        for i, (spec, a) in enumerate(zip(io["inputs"], inputs)):
+        for i, (spec, a) in enumerate(zip(io["inputs"], inputs, strict=True)):
             spec["file"] = f"input_{i}.npy"
             np.save(tmp / spec["file"], a)
-        for i, (spec, a) in enumerate(zip(io["outputs"], ref_outputs)):
+        for i, (spec, a) in enumerate(zip(io["outputs"], ref_outputs, strict=True)):
             spec["file"] = f"reference_output_{i}.npy"
             np.save(tmp / spec["file"], a)
 

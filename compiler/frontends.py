@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecc.compiler.errors import ModelError, require
+from edgecc.errors import ModelError, require
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin")
 
@@ -64,7 +64,7 @@ class LoadedModel:
         if self.kind == "onnx":
             ort = require("onnxruntime", "onnxruntime", "running the ONNX reference")
             sess = ort.InferenceSession(str(self.onnx_path), providers=["CPUExecutionProvider"])
-            return [np.asarray(o) for o in sess.run(None, dict(zip(self.input_names, inputs)))]
+            return [np.asarray(o) for o in sess.run(None, dict(zip(self.input_names, inputs, strict=True)))]
         import torch
 
         fn = self.module if self.module is not None else self._exported.module()
@@ -79,16 +79,16 @@ class LoadedModel:
     def io_spec(self, outputs: list[np.ndarray]) -> dict:
         return {
             "inputs": [{"name": n, "shape": list(a.shape), "dtype": str(a.dtype)}
-                       for n, a in zip(self.input_names, self.example_inputs)],
+                       for n, a in zip(self.input_names, self.example_inputs, strict=True)],
             "outputs": [{"name": n, "shape": list(o.shape), "dtype": str(o.dtype)}
-                        for n, o in zip(self.output_names, outputs)],
+                        for n, o in zip(self.output_names, outputs, strict=True)],
         }
 
 
 def check_inputs(inputs, expected: list[tuple], names: list[str]) -> None:
     if len(inputs) != len(expected):
         raise ModelError(f"model takes {len(expected)} input(s) ({', '.join(names)}), got {len(inputs)}")
-    for name, a, (shape, dtype) in zip(names, inputs, expected):
+    for name, a, (shape, dtype) in zip(names, inputs, expected, strict=True):
         if tuple(a.shape) != tuple(shape):
             raise ModelError(f"input {name!r} has shape {list(a.shape)}, the model was compiled for "
                              f"{list(shape)}; reshape it or recompile with --input-shape")
@@ -182,7 +182,7 @@ def _reshape(model: LoadedModel, input_shapes) -> LoadedModel:
         raise ModelError(f"--input-shape given {len(input_shapes)} time(s), the model has "
                          f"{len(model.example_inputs)} input(s)")
     rng = np.random.default_rng(1)
-    arrays = [rng.standard_normal(s).astype(a.dtype) for s, a in zip(input_shapes, model.example_inputs)]
+    arrays = [rng.standard_normal(s).astype(a.dtype) for s, a in zip(input_shapes, model.example_inputs, strict=True)]
     return _from_object(model.module, arrays, model.name, model.task, model.source)
 
 

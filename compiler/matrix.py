@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
-from edgecc.compiler.errors import BudgetError, EdgeccError, TargetError, UsageError
+from edgecc.errors import BudgetError, EdgeccError, TargetError, UsageError
 
 CONFIG_KEYS = ("models", "targets", "backends", "jobs", "output")
 
@@ -200,9 +200,8 @@ def markdown(cells: list[Cell], summary: dict) -> str:
 def _progress(enabled: bool, total: int):
     if not enabled or not total:
         return None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     p = Progress(TextColumn("{task.description:<50}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                  console=Console(stderr=True), transient=False)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgecc.compiler.errors import UnsupportedOpError
+from edgecc.errors import UnsupportedOpError
 
 QMIN, QMAX = -128, 127
 ADD_LEFT_SHIFT = 20  # TFLite's int8 ADD: inputs are scaled up by 2^20 before rescaling

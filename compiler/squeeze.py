@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from edgecc.compiler.errors import ModelError
 from edgecc.compiler.frontends import LoadedModel
+from edgecc.errors import ModelError
 
 SCHEMES = ("int8",)
 # An artifact matches the quantized reference when every output is within this many output quantization steps.

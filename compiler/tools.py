@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from edgecc.compiler.errors import ToolError
+from edgecc.errors import ToolError
 
 # tool -> (env var, package that ships it or how to get it)
 KNOWN_TOOLS = {

@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from edgecc.compiler.errors import DeviceError, TargetError
+from edgecc.errors import DeviceError, TargetError
 
 TUNING_ROOT = Path(__file__).resolve().parents[1] / "targets" / "tuning"
 WORKLOADS, RECORDS = "database_workload.json", "database_tuning_record.json"

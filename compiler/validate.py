@@ -48,7 +48,7 @@ def compare(outputs: list[np.ndarray], reference: list[np.ndarray], reference_na
         return Comparison(False, float("inf"), float("inf"), None, tol, reference_name,
                           f"{len(outputs)} outputs, reference has {len(reference)}")
     max_abs, max_rel, passed, details, top1 = 0.0, 0.0, True, [], None
-    for i, (o, r) in enumerate(zip(outputs, reference)):
+    for i, (o, r) in enumerate(zip(outputs, reference, strict=True)):
         o, r = np.asarray(o), np.asarray(r)
         if o.shape != r.shape:
             return Comparison(False, float("inf"), float("inf"), None, tol, reference_name,

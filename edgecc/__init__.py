@@ -7,8 +7,15 @@
 Importing edgecc needs no toolchain; IREE, TVM, torch-mlir and torch are imported when a stage needs them.
 """
 
-from edgecc.compiler.errors import (
-    BudgetError, BundleError, EdgeccError, ModelError, ToolError, UnsupportedOpError, ValidationError, TargetError,
+from edgecc.errors import (
+    BudgetError,
+    BundleError,
+    EdgeccError,
+    ModelError,
+    TargetError,
+    ToolError,
+    UnsupportedOpError,
+    ValidationError,
 )
 
 __version__ = "0.1.0"
@@ -25,7 +32,7 @@ def __getattr__(name):
         from edgecc.compiler.driver import compile
         return compile
     if name == "Bundle":
-        from edgecc.compiler.bundle import Bundle
+        from edgecc.bundle import Bundle
         return Bundle
     if name in ("get_target", "list_targets"):
         import edgecc.targets as t

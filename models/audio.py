@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from edgecc.models.zoo import register_model
 from edgecc.models.vision import conv_bn
+from edgecc.models.zoo import register_model
 
 
 class DSCNN(nn.Module):

@@ -33,7 +33,7 @@ DATASETS = {"digits": _digits}
 
 def get_dataset(name: str) -> Dataset:
     """A dataset by name; an unknown name raises ModelError listing the known ones."""
-    from edgecc.compiler.errors import ModelError
+    from edgecc.errors import ModelError
 
     if name not in DATASETS:
         raise ModelError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)} "

@@ -26,7 +26,7 @@ TEST_FRACTION, SPLIT_SEED, TRAIN_SEED = 0.2, 0, 0
 @lru_cache(maxsize=1)
 def load_digits_split() -> dict[str, np.ndarray]:
     """{"x_train", "y_train", "x_test", "y_test"}: float32 (N, 1, 8, 8) images in [0, 1] and int64 labels."""
-    from edgecc.compiler.errors import require
+    from edgecc.errors import require
 
     require("sklearn", "scikit-learn", "the digits dataset")
     from sklearn.datasets import load_digits

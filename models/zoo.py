@@ -7,8 +7,8 @@ numerical comparison is meaningless). Nothing is downloaded.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 _REGISTRY: dict[str, ModelSpec] = {}
 
@@ -56,7 +56,7 @@ def list_models() -> dict[str, ModelSpec]:
 
 
 def get_model(name: str) -> ModelSpec:
-    from edgecc.compiler.errors import ModelError
+    from edgecc.errors import ModelError
 
     models = list_models()
     if name not in models:

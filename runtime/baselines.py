@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from edgecc.compiler.tools import die_with_parent
 from edgecc.runtime.bench import worker_env
 from edgecc.runtime.stats import Timing, summarize
@@ -78,7 +79,7 @@ def _ort_session(loaded, threads: int, work: Path):
         so.inter_op_num_threads = 1
     sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
     names = [i.name for i in sess.get_inputs()]
-    return lambda xs: sess.run(None, dict(zip(names, xs)))
+    return lambda xs: sess.run(None, dict(zip(names, xs, strict=True)))
 
 
 def _torch_fn(loaded, threads: int):
@@ -106,7 +107,7 @@ def _worker(argv=None) -> int:
     a = p.parse_args(argv)
     threads = int(os.environ.get("EDGECC_THREADS", "0"))
     try:
-        from edgecc.compiler.bundle import Bundle
+        from edgecc.bundle import Bundle
         from edgecc.compiler.frontends import flatten_outputs
 
         bundle = Bundle.load(a.bundle)
@@ -123,7 +124,8 @@ def _worker(argv=None) -> int:
                 fn(inputs)
                 samples.append((time.perf_counter_ns() - t0) / 1e6)
         outs = [np.asarray(o.detach().numpy() if hasattr(o, "detach") else o) for o in flatten_outputs(outs)]
-        err = max((float(np.max(np.abs(o.astype(np.float64) - r))) for o, r in zip(outs, bundle.reference_outputs())),
+        refs = bundle.reference_outputs()
+        err = max((float(np.max(np.abs(o.astype(np.float64) - r))) for o, r in zip(outs, refs, strict=True)),
                   default=0.0)
     except Exception as e:  # a baseline that cannot run says why; it never fails the benchmark
         print(json.dumps({"error": f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"}))

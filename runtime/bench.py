@@ -13,8 +13,8 @@ import subprocess
 import sys
 import time
 
-from edgecc.compiler.errors import BundleError, CannotRunHere, EdgeccError
 from edgecc.compiler.tools import die_with_parent
+from edgecc.errors import BundleError, CannotRunHere, EdgeccError
 from edgecc.runtime.stats import WALL_CLOCK, Timing
 
 # glibc's malloc puts its large blocks on transparent huge pages with this tunable (THP in `madvise` mode, the Debian
@@ -59,7 +59,7 @@ def bench_bundle(bundle, warmup: int = 5, iters: int = 50, threads: int = 0, tim
 
 
 def _worker(argv=None) -> int:
-    from edgecc.compiler.bundle import Bundle
+    from edgecc.bundle import Bundle
 
     p = argparse.ArgumentParser()
     p.add_argument("bundle")

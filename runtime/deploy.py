@@ -12,7 +12,8 @@ import shutil
 import subprocess
 
 import numpy as np
-from edgecc.compiler.errors import CannotRunHere, DeviceRunError, TargetError, ValidationError
+
+from edgecc.errors import CannotRunHere, DeviceRunError, TargetError, ValidationError
 from edgecc.runtime.devices import Device, SshOptions, check_local_device
 
 

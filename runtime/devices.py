@@ -13,7 +13,7 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from edgecc.compiler.errors import DeviceError, EdgeccError, TargetError
+from edgecc.errors import DeviceError, EdgeccError, TargetError
 from edgecc.runtime.stats import Timing
 
 KINDS = ("host", "qemu", "ssh", "rpc", "board")

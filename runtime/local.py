@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecc.compiler.errors import BundleError, CannotRunHere, require
 from edgecc.compiler.frontends import check_inputs
+from edgecc.errors import BundleError, CannotRunHere, require
 
 
 class LocalRunner:

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecc.compiler.errors import CannotRunHere, ToolError
 from edgecc.compiler.frontends import check_inputs
 from edgecc.compiler.tools import find_tool, run_tool
+from edgecc.errors import CannotRunHere, ToolError
 
 QEMU_EMULATED = "emulated wall clock (qemu-aarch64 user mode on x86; not device time)"
 
@@ -71,7 +71,7 @@ def transport_options(bundle) -> dict:
     """The qemu-user transport (emulator, -cpu, sysroot, wheel platform) of the bundle's target: from the installed
     target file when there is one, else the manifest's, checked so that an edited manifest names no other program,
     option or path shape. BundleError for a value that is not one."""
-    from edgecc.compiler.errors import BundleError
+    from edgecc.errors import BundleError
     from edgecc.targets import list_targets
 
     installed = list_targets().get(bundle.manifest["target"].get("name", ""))
@@ -90,7 +90,7 @@ def transport_options(bundle) -> dict:
 
 def check_version(package: str, version) -> str:
     """A version string as it may go into `pip download package==version`."""
-    from edgecc.compiler.errors import BundleError
+    from edgecc.errors import BundleError
 
     if not isinstance(version, str) or not re.fullmatch(r"[0-9][0-9A-Za-z.+!-]*", version):
         raise BundleError(f"{package} version {version!r} in the manifest is not a version; recompile the bundle")

@@ -16,7 +16,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from edgecc.compiler.errors import EdgeccError, ReportError, UsageError
+from edgecc.errors import EdgeccError, ReportError, UsageError
 from edgecc.runtime.stats import summarize
 
 SCHEMA = "edgecc.report/1"

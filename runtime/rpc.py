@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 
-from edgecc.compiler.errors import DeviceError, EdgeccError, TargetError
+from edgecc.errors import DeviceError, EdgeccError, TargetError
 from edgecc.runtime.devices import Device, run_chunked
 from edgecc.runtime.stats import RPC_TIME_EVALUATOR, Timing
 
@@ -123,7 +123,7 @@ def probe_rpc_device(device: Device, timeout: float = 30) -> dict:
     says about itself (`num_threads`: the TVM runtime's thread pool there). Raises DeviceError in one line.
     Asked before tuning because MetaSchedule's RPC runner waits forever in the tracker's queue for a key that
     no server has."""
-    from edgecc.compiler.errors import require
+    from edgecc.errors import require
 
     require("tvm", "apache-tvm==0.27.0.post1", "TVM RPC devices")
     from tvm import rpc
@@ -190,8 +190,8 @@ def _worker(argv=None) -> int:
         print(json.dumps(obj), flush=True)
 
     try:
-        from edgecc.compiler.bundle import Bundle
-        from edgecc.compiler.errors import require
+        from edgecc.bundle import Bundle
+        from edgecc.errors import require
 
         bundle = Bundle.load(a.bundle)
         check_rpc_bundle(bundle)

@@ -18,7 +18,8 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
-from edgecc.compiler.errors import DeviceError, DeviceInstallError, DeviceRunError, TargetError
+
+from edgecc.errors import DeviceError, DeviceInstallError, DeviceRunError, TargetError
 from edgecc.runtime.devices import Device, SshOptions, run_chunked
 from edgecc.runtime.stats import SSH_IREE, SSH_TVM, Timing
 
@@ -67,7 +68,7 @@ class SshDevice:
         """Copy the files whose sha256 differs on the device (the manifest has every file's sha256), then
         check all of them there with `sha256sum -c`. Returns (copied files, files already up to date)."""
         files = {**{rel: meta["sha256"] for rel, meta in bundle.manifest["files"].items()}}
-        from edgecc.compiler.bundle import MANIFEST, MANIFEST_HASH, sha256_file
+        from edgecc.bundle import MANIFEST, MANIFEST_HASH, sha256_file
 
         files[MANIFEST] = sha256_file(bundle.path / MANIFEST)
         files[MANIFEST_HASH] = sha256_file(bundle.path / MANIFEST_HASH)

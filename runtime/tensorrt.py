@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgecc.compiler.errors import CannotRunHere, require
+from edgecc.errors import CannotRunHere, require
 from edgecc.runtime.local import LocalRunner
 
 
@@ -25,7 +25,7 @@ class OnnxRuntimeCheckRunner(LocalRunner):
         self._in = [i.name for i in self._sess.get_inputs()]
 
     def _run(self, inputs):
-        return [np.asarray(o) for o in self._sess.run(None, dict(zip(self._in, inputs)))]
+        return [np.asarray(o) for o in self._sess.run(None, dict(zip(self._in, inputs, strict=True)))]
 
     def time(self, inputs, warmup, iters):
         raise CannotRunHere(f"the TensorRT engine is {self._engine_note}; ONNX Runtime's CPU speed says nothing "

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from edgecc.compiler.errors import EdgeccError
+from edgecc.errors import EdgeccError
 from edgecc.runtime.stats import Timing
 
 GPU_COMPUTE = "trtexec --exportTimes: GPU compute time of each inference (CUDA events around enqueue, on the device)"

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecc.compiler.errors import CannotRunHere, ToolError
 from edgecc.compiler.tools import run_tool
+from edgecc.errors import CannotRunHere, ToolError
 from edgecc.runtime.qemu_user import QEMU_EMULATED, QemuUserRunner, cache_dir, foreign_wheel
 
 TVM_FALLBACK = "0.27.0.post1"

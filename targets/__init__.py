@@ -5,10 +5,20 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-from edgecc.compiler.errors import TargetError
+from edgecc.errors import TargetError
 from edgecc.targets.schema import (
-    ACCELERATORS, BACKENDS, KINDS, TRANSPORTS, Accelerator, BackendConfig, Board, Cpu, Target, Transport,
-    load_target_file, parse_target,
+    ACCELERATORS,
+    BACKENDS,
+    KINDS,
+    TRANSPORTS,
+    Accelerator,
+    BackendConfig,
+    Board,
+    Cpu,
+    Target,
+    Transport,
+    load_target_file,
+    parse_target,
 )
 
 __all__ = [

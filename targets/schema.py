@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgecc.compiler.errors import TargetError
+from edgecc.errors import TargetError
 
 KINDS = ("cpu", "gpu", "mcu")
 BACKENDS = ("iree", "tvm", "tensorrt", "micro")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 
-from edgecc.compiler.errors import TargetError
+from edgecc.errors import TargetError
 
 # name -> module that registers it. Importing the module is deferred until the backend is used, so
 # `import edgecc` works with no toolchain installed.

@@ -13,9 +13,8 @@ from pathlib import Path
 
 from edgecc.compiler.artifact import Artifact, CompileOptions
 from edgecc.compiler.backends import iree_layout, register_backend
-from edgecc.compiler.errors import (CannotRunHere, EdgeccError, ModelError, TargetError, ToolError,
-                                   UnsupportedOpError, require)
 from edgecc.compiler.tools import find_tool, repro_line, run_tool
+from edgecc.errors import CannotRunHere, EdgeccError, ModelError, TargetError, ToolError, UnsupportedOpError, require
 
 _ILLEGAL_OP = re.compile(r"failed to legalize (?:operation|unresolved materialization)[^']*'([\w.]+)'")
 _TORCH_OP = re.compile(r"'?torch\.(aten\.[\w.]+|prims\.[\w.]+)")

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from edgecc.compiler.artifact import Artifact, CompileOptions
 from edgecc.compiler.backends import register_backend
-from edgecc.compiler.errors import BudgetError, BundleError, CannotRunHere, TargetError, require
+from edgecc.errors import BudgetError, BundleError, CannotRunHere, TargetError, require
 
 HARNESS_IO_BYTES_NOTE = "harness input/output buffers"
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from edgecc.compiler.artifact import Artifact, CompileOptions
 from edgecc.compiler.backends import register_backend
 from edgecc.compiler.backends.iree import _version
-from edgecc.compiler.errors import ModelError, TargetError, UnsupportedOpError, require
+from edgecc.errors import ModelError, TargetError, UnsupportedOpError, require
 
 PRECISIONS = ("fp32", "fp16", "int8")
 OPTIONS = ("precision", "workspace_mb", "dla_core", "max_batch")
@@ -204,7 +204,7 @@ class TensorRTBackend:
         onnx.checker.check_model(proto)
         ops = check_onnx_ops(proto, table)
         io = {"inputs": [{"name": n, "shape": list(a.shape), "dtype": str(a.dtype)}
-                         for n, a in zip(model.input_names, model.example_inputs)],
+                         for n, a in zip(model.input_names, model.example_inputs, strict=True)],
               "outputs": [{"name": o.name, "shape": [d.dim_value or 1 for d in o.type.tensor_type.shape.dim],
                            "dtype": "float32"} for o in proto.graph.output]}
         plan = make_plan(target, cfg, options.options, io, proto)

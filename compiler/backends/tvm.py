@@ -13,7 +13,7 @@ from pathlib import Path
 from edgecc.compiler.artifact import Artifact, CompileOptions
 from edgecc.compiler.backends import register_backend
 from edgecc.compiler.backends.iree import _version, host_cpu_name
-from edgecc.compiler.errors import ModelError, UnsupportedOpError, require
+from edgecc.errors import ModelError, UnsupportedOpError, require
 
 _UNSUPPORTED = re.compile(r"Unsupported (?:function types|op|operator)s?:?\s*\[?'?([\w.:]+)")
 
@@ -80,7 +80,7 @@ class TvmBackend:
         files = ["model.so"]
         if cfg.cross_compiler and tvm_target.get("mtriple", "").startswith("aarch64") and info["device"] == "cpu":
             # the bundle carries a native aarch64 runner + run.sh/bench.sh: the same ones run under qemu here
-            from edgecc.compiler.errors import CannotRunHere
+            from edgecc.errors import CannotRunHere
             from edgecc.runtime.tvm_native import write_device_files
 
             try:
@@ -105,8 +105,8 @@ class TvmBackend:
             import onnx
             from tvm.relax.frontend.onnx import from_onnx
 
-            shapes = {n: list(a.shape) for n, a in zip(model.input_names, model.example_inputs)}
-            dtypes = {n: str(a.dtype) for n, a in zip(model.input_names, model.example_inputs)}
+            shapes = {n: list(a.shape) for n, a in zip(model.input_names, model.example_inputs, strict=True)}
+            dtypes = {n: str(a.dtype) for n, a in zip(model.input_names, model.example_inputs, strict=True)}
             try:
                 mod = from_onnx(onnx.load(str(model.onnx_path)), shape_dict=shapes, dtype_dict=dtypes)
             except Exception as e:
@@ -125,7 +125,7 @@ class TvmBackend:
     def runner(self, bundle):
         """x86-64 CPU bundles run here; aarch64 CPU bundles run their native runner under qemu-aarch64;
         GPU bundles need their device."""
-        from edgecc.compiler.errors import CannotRunHere
+        from edgecc.errors import CannotRunHere
         from edgecc.runtime.local import TvmLocalRunner
 
         info, target = bundle.manifest["artifact"]["info"], bundle.manifest["target"]

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgecc.compiler.errors import UnsupportedOpError
 from edgecc.compiler.micro.emit import _c_values, arena_lines, c_prefix, emit_header
 from edgecc.compiler.micro.lower import TensorInfo
 from edgecc.compiler.micro.plan import ArenaPlan, Buffer
+from edgecc.errors import UnsupportedOpError
 
 KERNEL_SOURCE = "src/int8_kernels.c"
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgecc.compiler.errors import ModelError, UnsupportedOpError
+from edgecc.errors import ModelError, UnsupportedOpError
 
 RELAX_PASSES = (
     "DecomposeOpsForInference", "CanonicalizeBindings", "DeadCodeElimination", "LegalizeOps",

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecc.compiler.errors import ToolError, ValidationError
 from edgecc.compiler.tools import find_tool, repro_line, run_tool
+from edgecc.errors import ToolError, ValidationError
 
 METHOD = "QEMU icount (instructions, not time)"
 
@@ -48,7 +48,7 @@ class QemuCortexMRunner:
                 if len(inputs) != len(specs):
                     raise ValidationError(f"firmware takes {len(specs)} input(s), got {len(inputs)}")
                 raw = b""
-                for a, s in zip(inputs, specs):
+                for a, s in zip(inputs, specs, strict=True):
                     a = np.ascontiguousarray(a, dtype=s["dtype"])
                     if list(a.shape) != list(s["shape"]):
                         raise ValidationError(f"input shape {list(a.shape)} != compiled shape {s['shape']}")

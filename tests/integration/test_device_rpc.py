@@ -3,9 +3,9 @@
 import json
 
 import pytest
-from edgecc.compiler.bundle import Bundle
-from edgecc.runtime.devices import bench_on_device, parse_device
 
+from edgecc.bundle import Bundle
+from edgecc.runtime.devices import bench_on_device, parse_device
 from tests.conftest import edgecc_cli
 from tests.integration.device_servers import start_tvm_rpc
 

@@ -7,10 +7,10 @@ import subprocess
 import sys
 
 import pytest
-from edgecc.compiler.bundle import Bundle
-from edgecc.compiler.errors import DeviceError
-from edgecc.runtime.devices import SshOptions, bench_on_device, parse_device
 
+from edgecc.bundle import Bundle
+from edgecc.errors import DeviceError
+from edgecc.runtime.devices import SshOptions, bench_on_device, parse_device
 from tests.conftest import edgecc_cli
 from tests.integration.device_servers import sshd_missing_reason, start_sshd
 

@@ -124,7 +124,7 @@ def test_cli_lists_targets_and_models():
 def test_host_cpu_bundle_refused_on_a_cpu_lacking_its_isa(resnet8_bundles, tmp_path):
     import shutil
 
-    from edgecc.compiler.bundle import write_manifest
+    from edgecc.bundle import write_manifest
 
     b = tmp_path / "b"
     shutil.copytree(resnet8_bundles["iree"].path, b)

@@ -23,7 +23,8 @@ def test_build_matrix_slice(tmp_path):
     assert "sm_53" in cells[("jetson-nano", "iree")]["reason"] and cells[("jetson-nano", "tvm")]["status"] == "refused"
     for c in summary["cells"]:
         if c["status"] == "ok":
-            assert c["compile_seconds"] > 0 and (tmp_path / "out" / f"{c['model']}-{c['target']}-{c['backend']}").is_dir()
+            bundle = tmp_path / "out" / f"{c['model']}-{c['target']}-{c['backend']}"
+            assert c["compile_seconds"] > 0 and bundle.is_dir()
     md = (tmp_path / "out" / "summary.md").read_text()
     assert "| ds-cnn | orangepi5-cpu | iree | ok |" in md and "7 ok, 0 failed, 2 refused" in md
 

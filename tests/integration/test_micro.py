@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import edgecc
-from edgecc.compiler.errors import BudgetError
+from edgecc.errors import BudgetError
 from tests.conftest import edgecc_cli
 
 torch = pytest.importorskip("torch")

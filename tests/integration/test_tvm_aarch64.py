@@ -28,7 +28,7 @@ def test_tvm_runner_under_qemu_matches_pytorch(bundle):
     outs = runner.run(bundle.reference_inputs())
     refs = bundle.reference_outputs()
     assert len(outs) == len(refs)
-    for o, r in zip(outs, refs):
+    for o, r in zip(outs, refs, strict=True):
         assert o.shape == r.shape and o.dtype == r.dtype
         np.testing.assert_allclose(o, r, rtol=1e-3, atol=1e-4)
 
@@ -43,7 +43,7 @@ def test_tvm_runner_timing_under_qemu(bundle):
 
 def test_device_files_run_under_qemu(bundle, tmp_path):
     """The bundle's own run.sh / bench.sh + aarch64 tvm_runner (what goes to the board), run through qemu."""
-    from edgecc.compiler.bundle import Bundle
+    from edgecc.bundle import Bundle
     from edgecc.runtime.tvm_native import tvm_qemu_runner, write_device_files
 
     copy = tmp_path / "b"

@@ -5,13 +5,19 @@ import os
 
 import pytest
 
-from edgecc.compiler.bundle import (
-    MANIFEST, Bundle, check_manifest, check_replaceable, clean_stale, safe_relpath, staging, write_manifest,
+from edgecc.bundle import (
+    MANIFEST,
+    Bundle,
+    check_manifest,
+    check_replaceable,
+    clean_stale,
+    safe_relpath,
+    staging,
+    write_manifest,
 )
-from edgecc.compiler.errors import BundleError
+from edgecc.errors import BundleError
 
-
-# the sections every manifest has (edgecc.compiler.bundle.REQUIRED), with the entry and io files hashed
+# the sections every manifest has (edgecc.bundle.REQUIRED), with the entry and io files hashed
 MINIMAL = {"backend": "iree", "model": {"name": "m"}, "target": {"name": "host"}, "validation": {"status": "passed"},
            "artifact": {"entry": "model.bin", "files": ["model.bin"], "info": {}}, "compile": {}, "versions": {},
            "io": {"inputs": [{"name": "x", "shape": [1], "dtype": "float32", "file": "sub/x.txt"}], "outputs": []}}

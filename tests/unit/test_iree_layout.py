@@ -3,11 +3,19 @@ module must compile with the real iree-compile and give PyTorch's numbers."""
 
 import json
 
-from edgecc.compiler.backends.iree_layout import (few_channel_conv_count, hint_conv_data_tiling_text,
-                                                  hint_matmul_data_tiling_text, matmul_tile_configs,
-                                                  max_pool_slices_text, plain_matmul_count, rewrite_text,
-                                                  space_to_depth_text, spatial_conv_share, widen_conv_tiles_text,
-                                                  widen_matmul_tiles_text)
+from edgecc.compiler.backends.iree_layout import (
+    few_channel_conv_count,
+    hint_conv_data_tiling_text,
+    hint_matmul_data_tiling_text,
+    matmul_tile_configs,
+    max_pool_slices_text,
+    plain_matmul_count,
+    rewrite_text,
+    space_to_depth_text,
+    spatial_conv_share,
+    widen_conv_tiles_text,
+    widen_matmul_tiles_text,
+)
 from tests.conftest import DATA, edgecc_cli
 
 DW = ("    %13 = linalg.depthwise_conv_2d_nchw_chw {dilations = dense<1> : vector<2xi64>, strides = dense<2> : "

@@ -3,7 +3,8 @@
 import json
 
 import pytest
-from edgecc.compiler.errors import DeviceError, EdgeccError, TargetError
+
+from edgecc.errors import DeviceError, EdgeccError, TargetError
 from edgecc.runtime.devices import parse_device, run_chunked
 from edgecc.runtime.report import SCHEMA, compare, load_reports, make_report, parse_percent, to_markdown
 from edgecc.runtime.report_html import to_html

@@ -4,7 +4,7 @@ import tomllib
 
 import pytest
 
-from edgecc.compiler.errors import TargetError
+from edgecc.errors import TargetError
 from edgecc.targets import BACKENDS, TARGETS_DIR, get_target, list_targets, parse_target
 
 HOST = tomllib.loads((TARGETS_DIR / "host.toml").read_text())

@@ -3,7 +3,7 @@
 import pytest
 
 from edgecc.compiler.backends.tensorrt import check_onnx_ops, load_op_table, make_plan, trtexec_build_flags
-from edgecc.compiler.errors import ModelError, TargetError, UnsupportedOpError
+from edgecc.errors import ModelError, TargetError, UnsupportedOpError
 from edgecc.targets import get_target
 
 onnx = pytest.importorskip("onnx")

@@ -5,7 +5,12 @@ import json
 import pytest
 
 from edgecc.runtime.trtexec_report import (
-    TrtexecParseError, parse_profile, parse_summary, parse_times, tensorrt_version, trtexec_report,
+    TrtexecParseError,
+    parse_profile,
+    parse_summary,
+    parse_times,
+    tensorrt_version,
+    trtexec_report,
 )
 from tests.conftest import DATA
 

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from edgecc.compiler.errors import ToolError
 from edgecc.compiler.tools import find_tool, run_tool
 from edgecc.compiler.validate import compare
+from edgecc.errors import ToolError
 from edgecc.runtime.stats import summarize
 
 

@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from edgecc.compiler.errors import BundleError, ToolError
+from edgecc.errors import BundleError, ToolError
 
 MANIFEST = "manifest.json"
 MANIFEST_HASH = "manifest.sha256"
