@@ -16,9 +16,9 @@ from edgecc.bundle import Bundle, check_replaceable, staging, write_manifest
 from edgecc.compiler.artifact import CompileOptions
 from edgecc.compiler.backends import get_backend
 from edgecc.compiler.frontends import load_model
-from edgecc.compiler.validate import compare
 from edgecc.errors import CannotRunHere, ModelError, TargetError, UsageError, ValidationError
 from edgecc.targets import get_target
+from edgecc.validate import compare
 
 
 def compile(model, example_inputs=None, target: str = "host", backend: str | None = None,

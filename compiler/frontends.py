@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from edgecc.errors import ModelError, require
+from edgecc.validate import check_inputs
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin")
 
@@ -83,17 +84,6 @@ class LoadedModel:
             "outputs": [{"name": n, "shape": list(o.shape), "dtype": str(o.dtype)}
                         for n, o in zip(self.output_names, outputs, strict=True)],
         }
-
-
-def check_inputs(inputs, expected: list[tuple], names: list[str]) -> None:
-    if len(inputs) != len(expected):
-        raise ModelError(f"model takes {len(expected)} input(s) ({', '.join(names)}), got {len(inputs)}")
-    for name, a, (shape, dtype) in zip(names, inputs, expected, strict=True):
-        if tuple(a.shape) != tuple(shape):
-            raise ModelError(f"input {name!r} has shape {list(a.shape)}, the model was compiled for "
-                             f"{list(shape)}; reshape it or recompile with --input-shape")
-        if np.dtype(a.dtype) != np.dtype(dtype):
-            raise ModelError(f"input {name!r} has dtype {a.dtype}, expected {np.dtype(dtype)}")
 
 
 def flatten_outputs(out) -> list:

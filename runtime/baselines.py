@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecc.compiler.tools import die_with_parent
 from edgecc.runtime.bench import worker_env
 from edgecc.runtime.stats import Timing, summarize
+from edgecc.tools import die_with_parent
 
 BASELINES = {"ort": "onnxruntime", "torch": "pytorch-eager"}
 WALL_CLOCK_BASELINE = "wall clock (time.perf_counter_ns around each call, own process)"

@@ -13,9 +13,9 @@ import subprocess
 import sys
 import time
 
-from edgecc.compiler.tools import die_with_parent
 from edgecc.errors import BundleError, CannotRunHere, EdgeccError
 from edgecc.runtime.stats import WALL_CLOCK, Timing
+from edgecc.tools import die_with_parent
 
 # glibc's malloc puts its large blocks on transparent huge pages with this tunable (THP in `madvise` mode, the Debian
 # default, gives them only to memory that asks). IREE's runtime takes its transient buffers from malloc; on the 2-core

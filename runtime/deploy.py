@@ -43,7 +43,7 @@ def _run_here(bundle, device: Device) -> dict:
 def compare_outputs(bundle, outputs) -> float:
     """Max abs error vs the bundle's reference outputs; ValidationError beyond the manifest's tolerance (and on
     NaN/inf where the reference has none, or the other way round)."""
-    from edgecc.compiler.validate import compare
+    from edgecc.validate import compare
 
     tol = bundle.manifest["validation"].get("tolerance") or {"atol": 1e-4, "rtol": 1e-3}
     result = compare([np.asarray(o) for o in outputs], bundle.reference_outputs(), "the reference", False, tol)

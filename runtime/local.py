@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecc.compiler.frontends import check_inputs
 from edgecc.errors import BundleError, CannotRunHere, require
+from edgecc.validate import check_inputs
 
 
 class LocalRunner:
@@ -33,7 +33,7 @@ def check_host_cpu(bundle) -> None:
     info = bundle.manifest["artifact"]["info"]
     recorded = info.get("host_cpu_isa")
     if recorded:
-        from edgecc.compiler.backends.iree import cpu_isa_flags
+        from edgecc.targets.host_cpu import cpu_isa_flags
 
         here = set(cpu_isa_flags())
         missing = sorted(set(recorded) - here) if here else []
@@ -45,7 +45,7 @@ def check_host_cpu(bundle) -> None:
 
 def iree_device_available(driver: str) -> bool:
     """Whether this machine's `iree-run-module --list_devices` lists a device of that driver (vulkan, cuda)."""
-    from edgecc.compiler.tools import run_tool
+    from edgecc.tools import run_tool
 
     return f"{driver}://" in run_tool(["iree-run-module", "--list_devices"], check=False).stdout
 
@@ -85,7 +85,7 @@ class IreeToolRunner(LocalRunner):
     def _run(self, inputs):
         import tempfile
 
-        from edgecc.compiler.tools import run_tool
+        from edgecc.tools import run_tool
 
         n_out = len(self.bundle.manifest["io"]["outputs"])
         with tempfile.TemporaryDirectory() as d:

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecc.compiler.frontends import check_inputs
-from edgecc.compiler.tools import find_tool, run_tool
 from edgecc.errors import CannotRunHere, ToolError
+from edgecc.tools import find_tool, run_tool
+from edgecc.validate import check_inputs
 
 QEMU_EMULATED = "emulated wall clock (qemu-aarch64 user mode on x86; not device time)"
 

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecc.compiler.tools import run_tool
 from edgecc.errors import CannotRunHere, ToolError
 from edgecc.runtime.qemu_user import QEMU_EMULATED, QemuUserRunner, cache_dir, foreign_wheel
+from edgecc.tools import run_tool
 
 TVM_FALLBACK = "0.27.0.post1"
 PLATFORM = "manylinux_2_28_aarch64"

@@ -8,13 +8,13 @@ CPU with the same features.
 from __future__ import annotations
 
 import re
-from importlib import metadata
 from pathlib import Path
 
 from edgecc.compiler.artifact import Artifact, CompileOptions
 from edgecc.compiler.backends import iree_layout, register_backend
-from edgecc.compiler.tools import find_tool, repro_line, run_tool
 from edgecc.errors import CannotRunHere, EdgeccError, ModelError, TargetError, ToolError, UnsupportedOpError, require
+from edgecc.targets.host_cpu import cpu_isa_flags, host_cpu_name
+from edgecc.tools import find_tool, package_version, repro_line, run_tool
 
 _ILLEGAL_OP = re.compile(r"failed to legalize (?:operation|unresolved materialization)[^']*'([\w.]+)'")
 _TORCH_OP = re.compile(r"'?torch\.(aten\.[\w.]+|prims\.[\w.]+)")
@@ -123,7 +123,7 @@ class IreeBackend:
             raise
         calls.append(repro_line([find_tool("iree-compile")] + argv[1:]))
         info = {"driver": cfg.driver or "local-task", "function": _entry_function(mlir),
-                "device_runtime": f"pip install iree-base-runtime=={_version('iree-base-runtime')}"}
+                "device_runtime": f"pip install iree-base-runtime=={package_version('iree-base-runtime')}"}
         if "--iree-llvmcpu-target-cpu=host" in flags:
             # target-cpu=host code uses every ISA extension of this CPU: record them, runners check them
             info["host_cpu"] = host_cpu_name()
@@ -216,7 +216,7 @@ class IreeBackend:
                             f"({info['driver']} device)")
 
     def versions(self) -> dict[str, str]:
-        return {p: _version(p) for p in ("iree-base-compiler", "iree-base-runtime", "torch-mlir", "torch")}
+        return {p: package_version(p) for p in ("iree-base-compiler", "iree-base-runtime", "torch-mlir", "torch")}
 
 
 def _iree_device_exists(driver: str) -> bool:
@@ -369,7 +369,7 @@ def write_device_scripts(workdir: Path, info: dict, n_inputs: int, n_outputs: in
     """run.sh / bench.sh for the device, from runtime/scripts templates."""
     from edgecc.runtime.device_scripts import default_inputs, render_scripts
 
-    subst = {"@IREE_VERSION@": _version("iree-base-runtime"), "@NUM_OUTPUTS@": str(n_outputs),
+    subst = {"@IREE_VERSION@": package_version("iree-base-runtime"), "@NUM_OUTPUTS@": str(n_outputs),
              "@DEVICE@": info["driver"], "@MODULE@": "model.vmfb", "@FUNCTION@": info["function"],
              "@DEFAULT_INPUTS@": default_inputs(n_inputs)}
     return render_scripts(workdir, {"iree_run.sh": "run.sh", "iree_bench.sh": "bench.sh"}, subst)
@@ -445,43 +445,3 @@ def _raise_if_unsupported(text: str, backend: str) -> None:
         op = m.group(1).removeprefix("torch.")
         raise UnsupportedOpError(op, backend, suggestion="try --backend tvm",
                                  detail="torch-mlir/IREE has no lowering for it")
-
-
-def host_cpu_name() -> str:
-    """The LLVM name of this machine's CPU (what target-cpu=host resolves to), via TVM's LLVM when installed,
-    else the CPU model name from /proc/cpuinfo."""
-    try:
-        import tvm  # noqa: F401  (registers target.llvm_get_system_cpu)
-        import tvm_ffi
-
-        return str(tvm_ffi.get_global_func("target.llvm_get_system_cpu")())
-    except Exception:
-        return _cpuinfo_field("model name") or "unknown"
-
-
-_ISA_PREFIXES = ("avx", "sse", "ssse", "fma", "f16c", "bmi", "amx", "vaes", "vpclmul", "gfni", "sha_ni", "adx",
-                 "movbe", "popcnt", "lzcnt", "abm")
-
-
-def cpu_isa_flags() -> list[str]:
-    """The instruction-set extensions this CPU reports (x86 /proc/cpuinfo flags); [] where unknown."""
-    flags = _cpuinfo_field("flags").split()
-    return sorted(f for f in flags if f.startswith(_ISA_PREFIXES))
-
-
-def _cpuinfo_field(name: str) -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.split(":", 1)[0].strip() == name:
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
-
-
-def _version(pkg: str) -> str:
-    try:
-        return metadata.version(pkg)
-    except metadata.PackageNotFoundError:
-        return "not installed"

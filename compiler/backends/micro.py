@@ -132,7 +132,7 @@ class MicroBackend:
         return QemuCortexMRunner(Path(bundle.path) / "firmware.elf", info["qemu_machine"], info["io"])
 
     def versions(self) -> dict:
-        from edgecc.compiler.tools import run_tool
+        from edgecc.tools import run_tool
 
         out = {}
         try:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from edgecc.compiler.artifact import Artifact, CompileOptions
 from edgecc.compiler.backends import register_backend
-from edgecc.compiler.backends.iree import _version
 from edgecc.errors import ModelError, TargetError, UnsupportedOpError, require
+from edgecc.tools import package_version
 
 PRECISIONS = ("fp32", "fp16", "int8")
 OPTIONS = ("precision", "workspace_mb", "dla_core", "max_batch")
@@ -215,8 +215,8 @@ class TensorRTBackend:
         info = {"tensorrt": version, "jetpack": cfg.options.get("jetpack", ""), "onnx_opset": ops["opset"],
                 "onnx_sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(), "plan": plan,
                 "op_check": ops, "engine": f"not built: needs {where} (run build_engine.sh on the device)",
-                "checked_here": f"ONNX numerics checked with ONNX Runtime {_version('onnxruntime')} (CPU); engine not "
-                                f"built: needs {where}",
+                "checked_here": f"ONNX numerics checked with ONNX Runtime {package_version('onnxruntime')} (CPU); "
+                                f"engine not built: needs {where}",
                 "device_scripts": {"build_engine.sh": "build or reuse the cached engine; prints its path",
                                    "bench.sh": "trtexec timing: OUT/trtexec.log, times.json, profile.json",
                                    "run.sh": "one inference from .npy inputs to output_N.npy",
@@ -231,7 +231,7 @@ class TensorRTBackend:
         return OnnxRuntimeCheckRunner(bundle)
 
     def versions(self) -> dict[str, str]:
-        return {p: _version(p) for p in ("torch", "onnx", "onnxruntime")}
+        return {p: package_version(p) for p in ("torch", "onnx", "onnxruntime")}
 
 
 def write_device_scripts(workdir: Path, plan: dict, target) -> list[str]:

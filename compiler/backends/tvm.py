@@ -12,8 +12,9 @@ from pathlib import Path
 
 from edgecc.compiler.artifact import Artifact, CompileOptions
 from edgecc.compiler.backends import register_backend
-from edgecc.compiler.backends.iree import _version, host_cpu_name
 from edgecc.errors import ModelError, UnsupportedOpError, require
+from edgecc.targets.host_cpu import host_cpu_name
+from edgecc.tools import package_version
 
 _UNSUPPORTED = re.compile(r"Unsupported (?:function types|op|operator)s?:?\s*\[?'?([\w.:]+)")
 
@@ -22,7 +23,7 @@ def write_gpu_device_files(workdir: Path, device: str, function: str, module: st
     """run.sh / bench.sh for a GPU bundle: TVM's Python runtime on the device (tvm_device.py)."""
     from edgecc.runtime.device_scripts import render_scripts
 
-    subst = {"@TVM_VERSION@": _version("apache-tvm"), "@MODULE@": module, "@FUNCTION@": function,
+    subst = {"@TVM_VERSION@": package_version("apache-tvm"), "@MODULE@": module, "@FUNCTION@": function,
              "@DEVICE@": device}
     return render_scripts(workdir, {"tvm_device.py": "tvm_device.py", "tvm_device_run.sh": "run.sh",
                                     "tvm_device_bench.sh": "bench.sh"}, subst)
@@ -85,7 +86,7 @@ class TvmBackend:
 
             try:
                 files += write_device_files(workdir, n_inputs=len(model.example_inputs), function=info["function"])
-                info["device_runtime"] = f"pip install apache-tvm=={_version('apache-tvm')}"
+                info["device_runtime"] = f"pip install apache-tvm=={package_version('apache-tvm')}"
             except CannotRunHere as e:  # e.g. no network for the aarch64 wheels: the .so is still the artifact
                 info["device_files"] = f"not included: {e}"
         if tvm_target.get("kind") == "cuda":
@@ -94,7 +95,8 @@ class TvmBackend:
             calls.append(call)
         if info["device"] in ("cuda", "opencl"):
             files += write_gpu_device_files(workdir, info["device"], info["function"])
-            info["device_runtime"] = (f"pip install apache-tvm=={_version('apache-tvm')} (its wheels carry the CUDA "
+            tvm_version = package_version("apache-tvm")
+            info["device_runtime"] = (f"pip install apache-tvm=={tvm_version} (its wheels carry the CUDA "
                                       "runtime, x86-64 and aarch64)" if info["device"] == "cuda" else
                                       "a TVM runtime built with USE_OPENCL=ON (the apache-tvm wheels have no OpenCL)")
         return Artifact(files=files, entry="model.so", calls=calls, flags=[str(tvm_target)], info=info)
@@ -147,7 +149,7 @@ class TvmBackend:
         raise CannotRunHere(f"needs {accel.get('name') or accel.get('arch') or device} ({device} device)")
 
     def versions(self) -> dict[str, str]:
-        return {p: _version(p) for p in ("apache-tvm", "apache-tvm-ffi", "torch")}
+        return {p: package_version(p) for p in ("apache-tvm", "apache-tvm-ffi", "torch")}
 
 
 def precompile_cuda(executable, arch: str, workdir: Path) -> tuple[dict, list[str], str]:
@@ -155,7 +157,7 @@ def precompile_cuda(executable, arch: str, workdir: Path) -> tuple[dict, list[st
     is checked at build time. (TVM 0.27's CUDA runtime still JIT-compiles the embedded source at load.)"""
     import tvm_ffi
 
-    from edgecc.compiler.tools import run_tool
+    from edgecc.tools import run_tool
 
     def walk(m):
         yield m

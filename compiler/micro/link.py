@@ -17,8 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgecc.compiler.tools import repro_line, run_tool
 from edgecc.errors import BudgetError, ToolError
+from edgecc.tools import repro_line, run_tool
 
 RUNTIME_C = Path(__file__).resolve().parents[2] / "runtime" / "c"
 LIB_SOURCES = ["src/workspace.c"]

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecc.compiler.tools import find_tool, repro_line, run_tool
 from edgecc.errors import ToolError, ValidationError
+from edgecc.tools import find_tool, repro_line, run_tool
 
 METHOD = "QEMU icount (instructions, not time)"
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import edgecc
-from edgecc.compiler.tools import run_tool
+from edgecc.tools import run_tool
 from tests.conftest import edgecc_cli
 
 torch = pytest.importorskip("torch")

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from edgecc.compiler.tools import find_tool, run_tool
-from edgecc.compiler.validate import compare
 from edgecc.errors import ToolError
 from edgecc.runtime.stats import summarize
+from edgecc.tools import find_tool, run_tool
+from edgecc.validate import compare
 
 
 def test_compare_passes_within_tolerance_and_fails_beyond():

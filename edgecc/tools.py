@@ -97,3 +97,13 @@ def _text(b) -> str:
     if b is None:
         return ""
     return b.decode(errors="replace") if isinstance(b, bytes) else b
+
+
+def package_version(pkg: str) -> str:
+    """The installed version of a Python package, or "not installed" (for manifests and device scripts)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(pkg)
+    except metadata.PackageNotFoundError:
+        return "not installed"

@@ -72,3 +72,17 @@ def compare(outputs: list[np.ndarray], reference: list[np.ndarray], reference_na
             passed = False
             details.append(f"top-1 agreement {top1:.0%}")
     return Comparison(passed, max_abs, max_rel, top1, tol, reference_name, "; ".join(details))
+
+
+def check_inputs(inputs, expected: list[tuple], names: list[str]) -> None:
+    """ModelError unless `inputs` match the expected (shape, dtype) pairs in count, shape and dtype."""
+    from edgecc.errors import ModelError
+
+    if len(inputs) != len(expected):
+        raise ModelError(f"model takes {len(expected)} input(s) ({', '.join(names)}), got {len(inputs)}")
+    for name, a, (shape, dtype) in zip(names, inputs, expected, strict=True):
+        if tuple(a.shape) != tuple(shape):
+            raise ModelError(f"input {name!r} has shape {list(a.shape)}, the model was compiled for "
+                             f"{list(shape)}; reshape it or recompile with --input-shape")
+        if np.dtype(a.dtype) != np.dtype(dtype):
+            raise ModelError(f"input {name!r} has dtype {a.dtype}, expected {np.dtype(dtype)}")
