@@ -24,6 +24,25 @@ TUNING_ROOT = Path(__file__).resolve().parents[1] / "targets" / "tuning"
 WORKLOADS, RECORDS = "database_workload.json", "database_tuning_record.json"
 
 
+def check_tunable(target, device) -> tuple[dict, str]:
+    """(the resolved TVM target, the cross compiler to build with) for `edgecc tune`, or TargetError saying why this
+    target / device pair cannot be tuned: only CPU (llvm) targets, measured here or through an RPC tracker."""
+    from edgecc.compiler.backends.tvm import resolve_tvm_target
+
+    cfg = target.backend("tvm")
+    tvm_target = resolve_tvm_target(cfg)
+    if device is not None and device.kind != "rpc":
+        raise TargetError(f"edgecc tune --device {device.text}: tuning measures through a TVM RPC tracker; use "
+                          "--device rpc://tracker-host:port/device-key, or no --device for this machine")
+    if tvm_target.get("kind") != "llvm":
+        raise TargetError(f"edgecc tune tunes CPU targets (tvm_target kind llvm); {target.name} is "
+                          f"{tvm_target.get('kind')}")
+    if device is None and cfg.cross_compiler:
+        raise TargetError(f"edgecc tune measures on this machine: target {target.name} (llvm, {cfg.cross_compiler}) "
+                          "does not run here; tune over the device's RPC tracker with --device rpc://HOST:PORT/KEY")
+    return tvm_target, cfg.cross_compiler if device is not None else ""
+
+
 def database_dir(target_name: str) -> Path:
     return TUNING_ROOT / target_name
 

@@ -181,6 +181,44 @@ def load_reports(paths) -> dict:
     return merged
 
 
+# ---- the console table of `edgecc bench` ----------------------------------------------------------------------
+
+BENCH_COLUMNS = ["model", "target", "backend", "device", "unit", "min", "p50", "p90", "p99", "mean", "n",
+                 "vs reference"]
+
+
+def bench_rows(runs: list[dict]) -> list[tuple]:
+    """One row per run (and one per baseline under it), in BENCH_COLUMNS order, as `edgecc bench` prints them."""
+    rows = []
+    for r in runs:
+        t = r["timing"]
+        if not t:
+            rows.append((r["model"], r["target"], r["backend"], r["device"]["spec"], "-", "-", "-", "-", "-", "-",
+                         "0", f"failed: {r['reason']}"))
+            continue
+        s = t["stats"]
+        fmt = (lambda x: f"{x:.3f}") if t["unit"] == "ms" else (lambda x: f"{x:,.0f}")
+        status = check_text(r["validation"]) + (f"; PARTIAL: {t['partial_reason']}" if t["partial"] else "")
+        rows.append((r["model"], r["target"], r["backend"], r["device"]["spec"], t["unit"], fmt(s["min"]),
+                     fmt(s["p50"]), fmt(s["p90"]), fmt(s["p99"]), fmt(s["mean"]), str(s["n"]), status))
+        for b in r["baselines"]:
+            if b["status"] != "ok":
+                rows.append((f"  {b['name']}", "", "", r["device"]["spec"], *[""] * 7, b["reason"]))
+                continue
+            bs, speedup = b["timing"]["stats"], b["speedup"]
+            vs = (f"edgecc {speedup:.2f}x faster" if speedup and speedup >= 1 else
+                  f"edgecc {1 / speedup:.2f}x slower" if speedup else "")
+            rows.append((f"  {b['name']}", "", "", r["device"]["spec"], "ms", fmt(bs["min"]), fmt(bs["p50"]),
+                         fmt(bs["p90"]), fmt(bs["p99"]), fmt(bs["mean"]), str(bs["n"]), vs))
+    return rows
+
+
+def check_text(v: dict) -> str:
+    if v.get("status") != "passed":
+        return v.get("status", "?")
+    return f"max abs err {v['max_abs_error']:.1e}"
+
+
 # ---- Markdown ---------------------------------------------------------------------------------------------
 
 def _num(x, unit: str) -> str:

@@ -49,7 +49,7 @@ class TvmBackend:
     def compile(self, model, target, workdir: Path, options: CompileOptions) -> Artifact:
         tvm = require("tvm", "apache-tvm==0.27.0.post1", "the TVM backend")
         cfg = target.backend("tvm")
-        mod, import_call = self._import(model)
+        mod, import_call = import_relax(model)
         tvm_target = resolve_tvm_target(cfg)
         tuning: dict = {}
         try:
@@ -100,29 +100,6 @@ class TvmBackend:
                                       "runtime, x86-64 and aarch64)" if info["device"] == "cuda" else
                                       "a TVM runtime built with USE_OPENCL=ON (the apache-tvm wheels have no OpenCL)")
         return Artifact(files=files, entry="model.so", calls=calls, flags=[str(tvm_target)], info=info)
-
-    def _import(self, model):
-        require("tvm", "apache-tvm==0.27.0.post1", "the TVM backend")
-        if model.kind == "onnx":
-            import onnx
-            from tvm.relax.frontend.onnx import from_onnx
-
-            shapes = {n: list(a.shape) for n, a in zip(model.input_names, model.example_inputs, strict=True)}
-            dtypes = {n: str(a.dtype) for n, a in zip(model.input_names, model.example_inputs, strict=True)}
-            try:
-                mod = from_onnx(onnx.load(str(model.onnx_path)), shape_dict=shapes, dtype_dict=dtypes)
-            except Exception as e:
-                _raise_if_unsupported(str(e))
-                raise ModelError(f"TVM's ONNX frontend could not import {model.name}: {_line(e)}") from e
-            return mod, f"tvm.relax.frontend.onnx.from_onnx(onnx.load({str(model.onnx_path)!r}), shape_dict={shapes})"
-        from tvm.relax.frontend.torch import from_exported_program
-
-        try:
-            mod = from_exported_program(model.exported_program(), keep_params_as_input=False)
-        except Exception as e:
-            _raise_if_unsupported(str(e))
-            raise ModelError(f"TVM's Relax frontend could not import {model.name}: {_line(e)}") from e
-        return mod, f"tvm.relax.frontend.torch.from_exported_program(torch.export.export(<{model.name}>, inputs))"
 
     def runner(self, bundle):
         """x86-64 CPU bundles run here; aarch64 CPU bundles run their native runner under qemu-aarch64;
@@ -206,3 +183,29 @@ def _raise_if_unsupported(text: str) -> None:
 
 def _line(e: BaseException) -> str:
     return (str(e).strip() or type(e).__name__).splitlines()[0][:300]
+
+
+def import_relax(model):
+    """torch.export (or the Relax ONNX frontend) -> a Relax IRModule; returns (mod, the exact call, for the
+    manifest). Example: `mod, call = import_relax(load_model("resnet8"))`."""
+    require("tvm", "apache-tvm==0.27.0.post1", "the TVM backend")
+    if model.kind == "onnx":
+        import onnx
+        from tvm.relax.frontend.onnx import from_onnx
+
+        shapes = {n: list(a.shape) for n, a in zip(model.input_names, model.example_inputs, strict=True)}
+        dtypes = {n: str(a.dtype) for n, a in zip(model.input_names, model.example_inputs, strict=True)}
+        try:
+            mod = from_onnx(onnx.load(str(model.onnx_path)), shape_dict=shapes, dtype_dict=dtypes)
+        except Exception as e:
+            _raise_if_unsupported(str(e))
+            raise ModelError(f"TVM's ONNX frontend could not import {model.name}: {_line(e)}") from e
+        return mod, f"tvm.relax.frontend.onnx.from_onnx(onnx.load({str(model.onnx_path)!r}), shape_dict={shapes})"
+    from tvm.relax.frontend.torch import from_exported_program
+
+    try:
+        mod = from_exported_program(model.exported_program(), keep_params_as_input=False)
+    except Exception as e:
+        _raise_if_unsupported(str(e))
+        raise ModelError(f"TVM's Relax frontend could not import {model.name}: {_line(e)}") from e
+    return mod, f"tvm.relax.frontend.torch.from_exported_program(torch.export.export(<{model.name}>, inputs))"

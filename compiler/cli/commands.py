@@ -1,0 +1,165 @@
+"""The compile-side commands: compile, tune, build (the matrix), targets, models, verify, run."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from edgecc.compiler.cli.output import log_for, note, output_paths, save_npy, table
+from edgecc.errors import EdgeccError
+
+
+def cmd_compile(args) -> int:
+    from edgecc.compiler.driver import compile
+    from edgecc.runtime.report import check_text
+
+    bundle = compile(args.model, target=args.target, backend=args.backend, output=args.output,
+                     validate=not args.no_validate, extra_flags=args.flag, board=args.board,
+                     input_shapes=args.input_shape, allow_pickle=args.allow_pickle,
+                     keep_intermediates=args.keep_intermediates, name=args.name, options=dict(args.option),
+                     quantize=args.quantize or "", calibration=args.calibration, force=args.force,
+                     log=log_for(args), note=note)
+    m = bundle.manifest
+    if args.json:
+        print(json.dumps(m, indent=2))
+        return 0
+    v = m["validation"]
+    check = (f"validated vs {v['reference']}: {check_text(v)}"
+             + (f", top-1 {v['top1_agreement']:.0%}" if v.get("top1_agreement") is not None else "")
+             if v["status"] == "passed" else v["status"])
+    mem = m["artifact"]["info"].get("memory")
+    if mem:  # microcontrollers: what counts is what lands in flash and RAM, against the board
+        size = (f"flash {mem['flash_bytes'] / 1024:.1f}/{mem['board_flash_bytes'] / 1024:.0f} KiB, RAM "
+                f"{mem['ram_bytes'] / 1024:.1f}/{mem['board_ram_bytes'] / 1024:.0f} KiB, arena "
+                f"{mem['arena_bytes'] / 1024:.1f} KiB")
+    else:
+        size = f"{m['files'][m['artifact']['entry']]['size'] / 1024:.0f} KiB"
+    print(f"{bundle.path}  ({m['artifact']['entry']}, {size}, compiled in {m['compile']['seconds']:.1f}s; {check})")
+    q = m.get("quantization")
+    if q:
+        a = q["accuracy"]
+        acc = (f"top-1 on {a['samples']} held-out {a['dataset']} images: fp32 {a['fp32_pytorch']:.2%}, int8 artifact "
+               + (f"{a['int8_artifact']:.2%}" if isinstance(a["int8_artifact"], float) else a["int8_artifact"])
+               if isinstance(a, dict) else a)
+        print(f"int8: {acc}; weights {q['weights_bytes']['fp32']} -> {q['weights_bytes']['int8']} bytes")
+    return 0
+
+
+def cmd_tune(args) -> int:
+    from edgecc.compiler import tvm_tune
+    from edgecc.compiler.backends.tvm import import_relax
+    from edgecc.compiler.frontends import load_model
+    from edgecc.runtime.devices import parse_device
+    from edgecc.targets import get_target
+
+    target = get_target(args.target)
+    device = parse_device(args.device)
+    tvm_target, cross_compiler = tvm_tune.check_tunable(target, device)
+    model = load_model(args.model, input_shapes=args.input_shape, allow_pickle=args.allow_pickle)
+    mod, _ = import_relax(model)
+    db = Path(args.database) if args.database else tvm_tune.database_dir(target.name)
+    t0 = time.perf_counter()
+    result = tvm_tune.tune(mod, tvm_target, db, args.trials, seed=args.seed, device=device,
+                           cross_compiler=cross_compiler, timeout=args.timeout)
+    print(f"tuned {model.name} for {target.name} on {result['measured_on']} (num-cores {result['num_cores']}): "
+          f"{result['trials']} trials in {time.perf_counter() - t0:.0f}s; database {db}: "
+          f"{result['records_before']} -> {result['records_after']} records (edgecc compile --backend tvm applies it)")
+    return 0
+
+
+def cmd_build(args) -> int:
+    from edgecc.compiler.matrix import load_config, plan_cells, run_matrix
+
+    cfg = load_config(args.config)
+    split = lambda v: [x.strip() for x in v.split(",") if x.strip()] if v else None  # noqa: E731
+    cells = plan_cells(split(args.models) or cfg.get("models"), split(args.targets) or cfg.get("targets"),
+                       split(args.backends) or cfg.get("backends"))
+    output = args.output or cfg.get("output", "build")
+    summary = run_matrix(cells, output, args.jobs or cfg.get("jobs"), progress=not args.quiet and sys.stderr.isatty())
+    print((Path(output) / "summary.md").read_text(), end="")
+    failed = summary["counts"]["failed"]
+    if failed:
+        raise EdgeccError(f"{failed} of {len(cells)} cell(s) failed; see {Path(output) / 'summary.json'}")
+    return 0
+
+
+def cmd_targets(args) -> int:
+    from edgecc.targets import get_target, list_targets
+
+    if args.action == "show":
+        if not args.name:
+            raise EdgeccError("`edgecc targets show` needs a target name; see `edgecc targets`")
+        t = get_target(args.name)
+        print(json.dumps(t.to_dict(), indent=2, default=str))
+        return 0
+    targets = list_targets()
+    if args.json:
+        print(json.dumps({n: t.to_dict() for n, t in targets.items()}, indent=2, default=str))
+        return 0
+    rows = [(n, t.device, ", ".join(b + ("*" if b == t.default_backend else "") for b, c in t.backends.items()
+                                     if not c.refused),
+             ", ".join(f"{b} (refused)" for b, c in t.backends.items() if c.refused)) for n, t in targets.items()]
+    table(["target", "device", "backends (*default)", "refused"], rows)
+    return 0
+
+
+def cmd_models(args) -> int:
+    from edgecc.models import count_params_and_macs, list_models
+
+    rows = []
+    for name, spec in list_models().items():
+        module, inputs = spec.factory()
+        params, macs = count_params_and_macs(module, inputs)
+        rows.append((name, " ".join("x".join(map(str, s)) for s in spec.input_shapes), f"{params / 1e6:.3f} M",
+                     f"{macs / 1e6:.1f} M", spec.description))
+    if args.json:
+        keys = ["name", "input", "params", "macs", "description"]
+        print(json.dumps([dict(zip(keys, r, strict=True)) for r in rows], indent=2))
+        return 0
+    table(["model", "input", "params", "MACs", "description"], rows)
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from edgecc.bundle import Bundle
+
+    bundle = Bundle.load(args.bundle, verify=False)
+    n = bundle.verify()
+    print(f"{bundle.path}: ok ({n} files match their sha256)")
+    return 0
+
+
+def cmd_run(args) -> int:
+    import numpy as np
+
+    from edgecc.bundle import Bundle
+    from edgecc.errors import ModelError
+
+    bundle = Bundle.load(args.bundle)
+    if args.input:
+        inputs = []
+        for f in args.input:
+            if not Path(f).is_file():
+                raise ModelError(f"input file {f} does not exist")
+            try:
+                inputs.append(np.load(f, allow_pickle=False))
+            except ValueError as e:
+                raise ModelError(f"{f} is not a plain .npy array: {e}") from None
+    else:
+        inputs = bundle.reference_inputs()
+    outputs = bundle.runner().run(inputs)
+    paths = output_paths(args.output, len(outputs)) if args.output else []
+    for i, o in enumerate(outputs):
+        if paths:
+            save_npy(paths[i], o)
+            print(f"output {i}: shape {list(o.shape)} {o.dtype} -> {paths[i]}")
+        else:
+            flat = o.ravel()
+            head = ", ".join(f"{x:.5g}" for x in flat[:8]) + (", ..." if flat.size > 8 else "")
+            extra = f"  argmax {int(np.argmax(o))}" if o.ndim == 2 and o.shape[0] == 1 else ""
+            print(f"output {i}: shape {list(o.shape)} {o.dtype} [{head}]{extra}")
+    return 0
+
+
