@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecc.errors import ModelError, require
+from edgecc.errors import ModelError, first_line, require
 from edgecc.validate import check_inputs
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin")
@@ -56,7 +56,7 @@ class LoadedModel:
             try:
                 self._exported = torch.export.export(self.module, args)
             except Exception as e:  # export failures are model problems, reported in one line
-                raise ModelError(f"torch.export failed for {self.name}: {_first_line(e)}") from e
+                raise ModelError(f"torch.export failed for {self.name}: {first_line(e)}") from e
         return self._exported
 
     def reference(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
@@ -160,7 +160,7 @@ def _from_object(obj, example_inputs, name, task="unknown", source="<python obje
         raise
     except (Exception, SystemExit) as e:
         raise ModelError(f"model {name} fails on its example inputs "
-                         f"{[list(a.shape) for a in arrays]}: {_first_line(e)}") from e
+                         f"{[list(a.shape) for a in arrays]}: {first_line(e)}") from e
     model.output_names = [f"output_{i}" for i in range(len(outputs))]
     if task == "unknown" and len(outputs) == 1 and outputs[0].ndim == 2 and outputs[0].shape[1] > 1:
         model.task = "classification"
@@ -190,7 +190,7 @@ def _from_factory(text: str, input_shapes, name) -> LoadedModel:
         raise ModelError(f"importing {file} called sys.exit({e.code!r}); a model file must define a factory, "
                          "not run a script") from None
     except Exception as e:
-        raise ModelError(f"importing {file} failed: {_first_line(e)}") from e
+        raise ModelError(f"importing {file} failed: {first_line(e)}") from e
     if not callable(getattr(mod, func, None)):
         raise ModelError(f"{file} has no function {func!r}; define {func}() returning (module, example_inputs)")
     try:
@@ -199,7 +199,7 @@ def _from_factory(text: str, input_shapes, name) -> LoadedModel:
         raise ModelError(f"factory {text} called sys.exit({e.code!r}); it must return (module, example_inputs)") \
             from None
     except Exception as e:
-        raise ModelError(f"factory {text} raised {type(e).__name__}: {_first_line(e)}") from e
+        raise ModelError(f"factory {text} raised {type(e).__name__}: {first_line(e)}") from e
     if not (isinstance(result, tuple) and len(result) == 2):
         raise ModelError(f"factory {text} must return (module, example_inputs), got {type(result).__name__}")
     model = _from_object(result[0], result[1], name or path.stem.replace("_", "-"), source=text)
@@ -225,7 +225,7 @@ def _from_pt2(path: Path, name, allow_pickle: bool = False) -> LoadedModel:
             ep = torch.export.load(str(path))
     except Exception as e:
         if not refused:
-            raise ModelError(f"{path} is not a readable .pt2 ExportedProgram: {_first_line(e)}") from e
+            raise ModelError(f"{path} is not a readable .pt2 ExportedProgram: {first_line(e)}") from e
     finally:
         log.setLevel(level)
     if refused:
@@ -294,7 +294,7 @@ def _from_pickle(path: Path, input_shapes, name) -> LoadedModel:
     try:
         module = torch.load(str(path), weights_only=False)
     except Exception as e:
-        raise ModelError(f"{path} is not a loadable torch pickle: {_first_line(e)}") from e
+        raise ModelError(f"{path} is not a loadable torch pickle: {first_line(e)}") from e
     rng = np.random.default_rng(1)
     model = _from_object(module, [rng.standard_normal(s).astype(np.float32) for s in input_shapes],
                          name or path.stem, source=str(path))
@@ -313,7 +313,7 @@ def _from_onnx(path: Path, input_shapes, name) -> LoadedModel:
         proto = onnx.load(str(path))
         onnx.checker.check_model(proto)
     except Exception as e:
-        raise ModelError(f"{path} is not a valid ONNX model: {_first_line(e)}") from e
+        raise ModelError(f"{path} is not a valid ONNX model: {first_line(e)}") from e
     initializers = {i.name for i in proto.graph.initializer}
     graph_inputs = [i for i in proto.graph.input if i.name not in initializers]
     if input_shapes and len(input_shapes) != len(graph_inputs):
@@ -339,7 +339,7 @@ def _from_onnx(path: Path, input_shapes, name) -> LoadedModel:
         outputs = model.reference(arrays)
     except Exception as e:
         raise ModelError(f"{path} fails in ONNX Runtime on inputs {[list(a.shape) for a in arrays]}: "
-                         f"{_first_line(e)}") from e
+                         f"{first_line(e)}") from e
     model.output_names = [o.name for o in proto.graph.output]
     if len(outputs) == 1 and outputs[0].ndim == 2 and outputs[0].shape[1] > 1:
         model.task = "classification"
@@ -348,8 +348,3 @@ def _from_onnx(path: Path, input_shapes, name) -> LoadedModel:
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip() or type(e).__name__
-    return text.splitlines()[0][:400]

@@ -92,6 +92,13 @@ class MissingPackageError(EdgeccError):
                          f"install it with: pip install {package}")
 
 
+def first_line(e: BaseException, limit: int = 400) -> str:
+    """The first line of an exception's message (its type name when it has none), cut to `limit` characters: what a
+    one-line error quotes of a tool's or a library's exception."""
+    text = str(e).strip() or type(e).__name__
+    return text.splitlines()[0][:limit]
+
+
 def require(module: str, package: str, purpose: str):
     """Import `module` lazily, or raise MissingPackageError naming the pip package to install."""
     import importlib

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from edgecc.compiler.artifact import Artifact, CompileOptions
 from edgecc.compiler.backends import register_backend
-from edgecc.errors import ModelError, TargetError, UnsupportedOpError, require
+from edgecc.errors import ModelError, TargetError, UnsupportedOpError, first_line, require
 from edgecc.tools import package_version
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -179,7 +179,7 @@ def export_onnx(model, path: Path, opset: int, max_batch: int) -> str:
                               do_constant_folding=True)
     except Exception as e:
         raise ModelError(f"ONNX export (opset {opset}) failed for {model.name}: "
-                         f"{(str(e).strip() or type(e).__name__).splitlines()[0][:300]}") from e
+                         f"{first_line(e, 300)}") from e
     return (f"torch.onnx.export(<{model.name}>, inputs, 'model.onnx', opset_version={opset}, dynamo=False, "
             f"input_names={model.input_names}, output_names={model.output_names}, dynamic_axes={dyn})")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from edgecc.compiler.artifact import Artifact, CompileOptions
 from edgecc.compiler.backends import register_backend
-from edgecc.errors import ModelError, UnsupportedOpError, require
+from edgecc.errors import ModelError, UnsupportedOpError, first_line, require
 from edgecc.targets.host_cpu import host_cpu_name
 from edgecc.tools import package_version
 
@@ -181,9 +181,6 @@ def _raise_if_unsupported(text: str) -> None:
                                  detail="TVM's Relax frontend has no converter for it")
 
 
-def _line(e: BaseException) -> str:
-    return (str(e).strip() or type(e).__name__).splitlines()[0][:300]
-
 
 def import_relax(model):
     """torch.export (or the Relax ONNX frontend) -> a Relax IRModule; returns (mod, the exact call, for the
@@ -199,7 +196,7 @@ def import_relax(model):
             mod = from_onnx(onnx.load(str(model.onnx_path)), shape_dict=shapes, dtype_dict=dtypes)
         except Exception as e:
             _raise_if_unsupported(str(e))
-            raise ModelError(f"TVM's ONNX frontend could not import {model.name}: {_line(e)}") from e
+            raise ModelError(f"TVM's ONNX frontend could not import {model.name}: {first_line(e, 300)}") from e
         return mod, f"tvm.relax.frontend.onnx.from_onnx(onnx.load({str(model.onnx_path)!r}), shape_dict={shapes})"
     from tvm.relax.frontend.torch import from_exported_program
 
@@ -207,5 +204,5 @@ def import_relax(model):
         mod = from_exported_program(model.exported_program(), keep_params_as_input=False)
     except Exception as e:
         _raise_if_unsupported(str(e))
-        raise ModelError(f"TVM's Relax frontend could not import {model.name}: {_line(e)}") from e
+        raise ModelError(f"TVM's Relax frontend could not import {model.name}: {first_line(e, 300)}") from e
     return mod, f"tvm.relax.frontend.torch.from_exported_program(torch.export.export(<{model.name}>, inputs))"

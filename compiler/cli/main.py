@@ -9,7 +9,7 @@ import sys
 from edgecc.compiler.cli.commands import cmd_build, cmd_compile, cmd_models, cmd_run, cmd_targets, cmd_tune, cmd_verify
 from edgecc.compiler.cli.device_commands import cmd_bench, cmd_deploy, cmd_report, cmd_trtexec_report
 from edgecc.compiler.cli.parser import build_parser
-from edgecc.errors import EdgeccError
+from edgecc.errors import EdgeccError, first_line
 
 
 def main(argv=None) -> int:
@@ -35,8 +35,8 @@ def main(argv=None) -> int:
     except Exception as e:  # a bug in edgecc or a tool: still one line, the traceback behind --debug
         if args.debug:
             raise
-        print(f"edgecc: internal error: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
-              " (rerun with --debug for the traceback)", file=sys.stderr)
+        print(f"edgecc: internal error: {type(e).__name__}: {first_line(e) if str(e).strip() else ''} (rerun with "
+              "--debug for the traceback)", file=sys.stderr)
         return 1
 
 
