@@ -11,30 +11,36 @@ that verifies, unless forced.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
 import re
 import shutil
 import tempfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 
 from edgecc.errors import BundleError, ToolError
+from edgecc.manifest import SCHEMA_VERSION, Manifest
 
 MANIFEST = "manifest.json"
 MANIFEST_HASH = "manifest.sha256"
-SCHEMA_VERSION = 1
-# sections every manifest has, and the JSON type each must be
-REQUIRED = {"model": dict, "target": dict, "backend": str, "artifact": dict, "io": dict, "validation": dict,
-            "compile": dict, "versions": dict, "files": dict}
 class Bundle:
     """A compiled, validated, self-describing artifact folder. `Bundle.load(path)` verifies it first."""
 
     def __init__(self, path: Path, manifest: dict):
         self.path = Path(path)
-        self.manifest = manifest
+        self.manifest = manifest  # the JSON form; `meta` is the same manifest, typed
+        self._meta: Manifest | None = None
+
+    @property
+    def meta(self) -> Manifest:
+        """The manifest as typed data (edgecc.manifest.Manifest), read and checked once."""
+        if self._meta is None:
+            self._meta = Manifest.from_dict(self.manifest, self.path / MANIFEST)
+        return self._meta
 
     @classmethod
     def load(cls, path, verify: bool = True) -> Bundle:
@@ -49,10 +55,8 @@ class Bundle:
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise BundleError(f"{mpath} is not valid JSON ({e.msg if hasattr(e, 'msg') else e}); "
                               "the bundle is damaged, recompile it") from None
-        if not isinstance(manifest, dict) or manifest.get("schema_version") != SCHEMA_VERSION:
-            raise BundleError(f"{mpath}: unknown manifest schema (want schema_version {SCHEMA_VERSION})")
-        check_manifest(manifest, mpath)
         bundle = cls(path, manifest)
+        bundle._meta = Manifest.from_dict(manifest, mpath)
         if verify:
             bundle.verify()
         return bundle
@@ -60,9 +64,8 @@ class Bundle:
     def verify(self) -> int:
         """Check the manifest's own hash and every file's sha256 and size; refuse symlinks, unlisted files and
         listed paths that leave the bundle. Raises BundleError naming the first problems; returns the file count."""
-        check_manifest(self.manifest, self.path / MANIFEST)
         problems = _manifest_hash_problems(self.path)
-        listed = self.manifest["files"]
+        listed = {rel: dataclasses.asdict(h) for rel, h in self.meta.files.items()}
         links = [rel for rel in _walk(self.path) if (self.path / rel).is_symlink()]
         problems += [f"{rel} is a symlink (bundles hold plain files only)" for rel in links]
         for rel, meta in sorted(listed.items()):
@@ -108,58 +111,10 @@ class Bundle:
                f"backend={m['backend']!r})"
 
 
-_SAFE_PART = re.compile(r"[A-Za-z0-9_.+@=-]+")
-
-
-def safe_relpath(rel, what: str, where) -> str:
-    """`rel` as a manifest may name a file: relative, normalised, POSIX, inside the bundle. BundleError otherwise."""
-    ok = isinstance(rel, str) and rel and "\\" not in rel and not rel.startswith("/")
-    if ok:
-        parts = PurePosixPath(rel).parts
-        ok = PurePosixPath(*parts).as_posix() == rel and all(
-            _SAFE_PART.fullmatch(p) and p not in (".", "..") for p in parts)
-    if not ok:
-        raise BundleError(f"{where}: {what} {rel!r} is not a plain relative path inside the bundle; the manifest "
-                          "was edited or damaged, recompile the bundle")
-    return rel
-
-
 def check_manifest(manifest: dict, where) -> None:
     """The manifest's shape: its sections with their types, every path confined to the bundle, the entry and io
-    files in the hashed list. BundleError naming the first problem."""
-    for key, typ in REQUIRED.items():
-        if not isinstance(manifest.get(key), typ):
-            raise BundleError(f"{where}: manifest field {key!r} is missing or not a {typ.__name__}; the bundle is "
-                              "damaged, recompile it")
-    for section in ("model", "target"):
-        if not isinstance(manifest[section].get("name"), str):
-            raise BundleError(f"{where}: manifest field {section}.name is missing; the bundle is damaged, recompile it")
-    files = manifest["files"]
-    for rel, meta in files.items():
-        safe_relpath(rel, "file", where)
-        if not (isinstance(meta, dict) and isinstance(meta.get("sha256"), str) and isinstance(meta.get("size"), int)
-                and not isinstance(meta.get("size"), bool)):
-            raise BundleError(f"{where}: files[{rel!r}] needs a sha256 and a size; recompile the bundle")
-    art = manifest["artifact"]
-    if not isinstance(art.get("info", {}), dict) or not isinstance(art.get("files", []), list):
-        raise BundleError(f"{where}: artifact.info / artifact.files are malformed; recompile the bundle")
-    named = [("artifact.entry", art.get("entry"))] + [("artifact.files", f) for f in art.get("files", [])]
-    io = manifest["io"]
-    for side in ("inputs", "outputs"):
-        specs = io.get(side)
-        if not isinstance(specs, list) or not all(isinstance(s, dict) for s in specs):
-            raise BundleError(f"{where}: io.{side} is missing or malformed; recompile the bundle")
-        for s in specs:
-            if not (isinstance(s.get("shape"), list) and all(isinstance(d, int) and d >= 0 for d in s["shape"])
-                    and isinstance(s.get("dtype"), str)):
-                raise BundleError(f"{where}: io.{side} entry {s.get('name')!r} has no valid shape/dtype; "
-                                  "recompile the bundle")
-            named.append((f"io.{side}[].file", s.get("file")))
-    for what, rel in named:
-        safe_relpath(rel, what, where)
-        if rel not in files:
-            raise BundleError(f"{where}: {what} {rel!r} is not in the manifest's hashed files; the manifest was "
-                              "edited or damaged, recompile the bundle")
+    files in the hashed list (edgecc.manifest.Manifest.from_dict). BundleError naming the first problem."""
+    Manifest.from_dict(manifest, where)
 
 
 def manifest_digest(folder: Path) -> str:
@@ -325,6 +280,7 @@ def write_manifest(folder: Path, manifest: dict) -> dict:
         if p.is_file() and p.relative_to(folder).as_posix() not in (MANIFEST, MANIFEST_HASH):
             files[p.relative_to(folder).as_posix()] = {"sha256": sha256_file(p), "size": p.stat().st_size}
     manifest = {**manifest, "schema_version": SCHEMA_VERSION, "files": files}
+    Manifest.from_dict(json.loads(json.dumps(manifest, default=str)), folder / MANIFEST)  # never write a bad one
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
     (folder / MANIFEST_HASH).write_text(f"{manifest_digest(folder)}  {MANIFEST}\n")
     return manifest

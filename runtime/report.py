@@ -67,24 +67,22 @@ def _os_release() -> str:
 def run_record(bundle, timing, device: dict, baselines: list | None = None) -> dict:
     """One artifact timed on one device. Keeps the old `edgecc bench` keys (bundle, model, target, backend,
     validation, timing) so existing readers keep working."""
-    m = bundle.manifest
-    info = m["artifact"]["info"]
-    entry = m["artifact"]["entry"]
-    v = m["validation"]
-    mem = info.get("memory")
-    rec = {"bundle": str(bundle.path), "model": m["model"]["name"], "target": m["target"]["name"],
-           "backend": m["backend"], "device": device, "status": "partial" if timing.partial else "ok",
+    m = bundle.meta
+    v = m.validation.to_dict()
+    mem = m.artifact.memory
+    rec = {**_identity(bundle), "device": device, "status": "partial" if timing.partial else "ok",
            "timing": timing.to_dict(), "validation": v,
            "numerics": {"reference": v.get("reference", "pytorch"), "status": v.get("status"),
                         "max_abs_error": v.get("max_abs_error"), "max_rel_error": v.get("max_rel_error"),
                         "top1_agreement": v.get("top1_agreement"), "tolerance": v.get("tolerance"),
                         "ran_on": v.get("ran_on")},
-           "compile_seconds": m["compile"].get("seconds"),
-           "artifact": {"file": entry, "bytes": m["files"].get(entry, {}).get("size")},
+           "compile_seconds": m.compile.get("seconds"),
+           "artifact": {"file": m.artifact.entry, "bytes": m.files[m.artifact.entry].size},
            "memory": None, "baselines": baselines or []}
     if mem:
-        rec["memory"] = {k: mem.get(k) for k in ("flash_bytes", "ram_bytes", "arena_bytes", "board_flash_bytes",
-                                                 "board_ram_bytes", "weights_bytes")}
+        rec["memory"] = {"flash_bytes": mem.flash_bytes, "ram_bytes": mem.ram_bytes, "arena_bytes": mem.arena_bytes,
+                         "board_flash_bytes": mem.board_flash_bytes, "board_ram_bytes": mem.board_ram_bytes,
+                         "weights_bytes": mem.weights_bytes}
     peak = timing.extra.get("workspace_peak_bytes")
     if peak is not None and rec["memory"] is not None:
         rec["memory"]["workspace_peak_bytes"] = peak
@@ -92,11 +90,15 @@ def run_record(bundle, timing, device: dict, baselines: list | None = None) -> d
 
 
 def failed_record(bundle, device: dict, error: str) -> dict:
-    m = bundle.manifest
-    return {"bundle": str(bundle.path), "model": m["model"]["name"], "target": m["target"]["name"],
-            "backend": m["backend"], "device": device, "status": "failed", "reason": error, "timing": None,
-            "validation": m["validation"], "numerics": None, "compile_seconds": m["compile"].get("seconds"),
-            "artifact": {"file": m["artifact"]["entry"]}, "memory": None, "baselines": []}
+    m = bundle.meta
+    return {**_identity(bundle), "device": device, "status": "failed", "reason": error, "timing": None,
+            "validation": m.validation.to_dict(), "numerics": None, "compile_seconds": m.compile.get("seconds"),
+            "artifact": {"file": m.artifact.entry}, "memory": None, "baselines": []}
+
+
+def _identity(bundle) -> dict:
+    m = bundle.meta
+    return {"bundle": str(bundle.path), "model": m.model.name, "target": m.target.name, "backend": m.backend}
 
 
 def make_report(runs: list[dict], env: dict | None = None, warmup: int | None = None,

@@ -13,6 +13,7 @@ from edgecc.errors import EdgeccError
 
 def cmd_compile(args) -> int:
     from edgecc.compiler.driver import compile
+    from edgecc.manifest import ValidationStatus
     from edgecc.runtime.report import check_text
 
     bundle = compile(args.model, target=args.target, backend=args.backend, output=args.output,
@@ -21,23 +22,23 @@ def cmd_compile(args) -> int:
                      keep_intermediates=args.keep_intermediates, name=args.name, options=dict(args.option),
                      quantize=args.quantize or "", calibration=args.calibration, force=args.force,
                      log=log_for(args), note=note)
-    m = bundle.manifest
     if args.json:
-        print(json.dumps(m, indent=2))
+        print(json.dumps(bundle.manifest, indent=2))
         return 0
-    v = m["validation"]
-    check = (f"validated vs {v['reference']}: {check_text(v)}"
-             + (f", top-1 {v['top1_agreement']:.0%}" if v.get("top1_agreement") is not None else "")
-             if v["status"] == "passed" else v["status"])
-    mem = m["artifact"]["info"].get("memory")
+    m = bundle.meta
+    v = m.validation
+    check = (f"validated vs {v.get('reference')}: {check_text(v.to_dict())}"
+             + (f", top-1 {v.get('top1_agreement'):.0%}" if v.get("top1_agreement") is not None else "")
+             if v.status is ValidationStatus.PASSED else v.text)
+    mem = m.artifact.memory
     if mem:  # microcontrollers: what counts is what lands in flash and RAM, against the board
-        size = (f"flash {mem['flash_bytes'] / 1024:.1f}/{mem['board_flash_bytes'] / 1024:.0f} KiB, RAM "
-                f"{mem['ram_bytes'] / 1024:.1f}/{mem['board_ram_bytes'] / 1024:.0f} KiB, arena "
-                f"{mem['arena_bytes'] / 1024:.1f} KiB")
+        size = (f"flash {mem.flash_bytes / 1024:.1f}/{mem.board_flash_bytes / 1024:.0f} KiB, RAM "
+                f"{mem.ram_bytes / 1024:.1f}/{mem.board_ram_bytes / 1024:.0f} KiB, "
+                f"arena {mem.arena_bytes / 1024:.1f} KiB")
     else:
-        size = f"{m['files'][m['artifact']['entry']]['size'] / 1024:.0f} KiB"
-    print(f"{bundle.path}  ({m['artifact']['entry']}, {size}, compiled in {m['compile']['seconds']:.1f}s; {check})")
-    q = m.get("quantization")
+        size = f"{m.files[m.artifact.entry].size / 1024:.0f} KiB"
+    print(f"{bundle.path}  ({m.artifact.entry}, {size}, compiled in {m.compile['seconds']:.1f}s; {check})")
+    q = m.extra.get("quantization")
     if q:
         a = q["accuracy"]
         acc = (f"top-1 on {a['samples']} held-out {a['dataset']} images: fp32 {a['fp32_pytorch']:.2%}, int8 artifact "

@@ -61,6 +61,10 @@ def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny")
     r = edgecc_cli("compile", TINY, "-b", "tvm", "-o", root / "b")
     assert r.returncode == 0, r.stderr
+    from edgecc.manifest import Manifest
+
+    on_disk = json.loads((root / "b" / "manifest.json").read_text())
+    assert Manifest.from_dict(on_disk, "m").to_dict() == on_disk  # the typed manifest loses nothing
     return root / "b"
 
 

@@ -5,22 +5,20 @@ import os
 
 import pytest
 
-from edgecc.bundle import (
-    MANIFEST,
-    Bundle,
-    check_manifest,
-    check_replaceable,
-    clean_stale,
-    safe_relpath,
-    staging,
-    write_manifest,
-)
+from edgecc.bundle import MANIFEST, Bundle, check_manifest, check_replaceable, clean_stale, staging, write_manifest
 from edgecc.errors import BundleError
+from edgecc.manifest import Manifest, ValidationStatus, safe_relpath
 
 # the sections every manifest has (edgecc.bundle.REQUIRED), with the entry and io files hashed
-MINIMAL = {"backend": "iree", "model": {"name": "m"}, "target": {"name": "host"}, "validation": {"status": "passed"},
+MINIMAL = {"backend": "iree", "options": {},
+           "model": {"name": "m", "source": "m", "kind": "torch", "task": "unknown", "source_sha256": ""},
+           "target": {"name": "host", "device": "x86", "triple": "x86_64-linux-gnu", "cpu": "host", "accelerator": None,
+                      "transport": {"kind": "local", "options": {}}, "source": "host.toml"},
+           "validation": {"status": "passed"},
            "artifact": {"entry": "model.bin", "files": ["model.bin"], "info": {}}, "compile": {}, "versions": {},
-           "io": {"inputs": [{"name": "x", "shape": [1], "dtype": "float32", "file": "sub/x.txt"}], "outputs": []}}
+           "io": {"inputs": [{"name": "x", "shape": [1], "dtype": "float32", "file": "sub/x.txt"}], "outputs": []},
+           "schema_version": 1}
+FILES = {"model.bin": {"sha256": "0", "size": 1}, "sub/x.txt": {"sha256": "0", "size": 1}}
 
 
 def make_bundle(path):
@@ -134,3 +132,35 @@ def test_stale_temp_folders_of_dead_runs_are_removed(tmp_path):
     removed = clean_stale(tmp_path / "b")
     assert [p.name for p in removed] == [f".b.tmp-{dead.pid}-abc"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [f".b.tmp-{os.getpid()}-live", ".other.tmp-1-x"]
+
+
+def test_manifest_round_trips_through_its_types(tmp_path):
+    b = make_bundle(tmp_path / "b")
+    on_disk = json.loads((b.path / MANIFEST).read_text())
+    assert Manifest.from_dict(on_disk, "m").to_dict() == on_disk
+    assert b.meta.validation.status is ValidationStatus.PASSED and b.meta.io_inputs[0].file == "sub/x.txt"
+    assert b.meta.artifact.memory is None and b.meta.files["model.bin"].size == 1000
+
+
+@pytest.mark.parametrize("text, status, reason", [
+    ("passed", ValidationStatus.PASSED, ""),
+    ("skipped (--no-validate)", ValidationStatus.SKIPPED, "--no-validate"),
+    ("not run: needs a CUDA GPU", ValidationStatus.NOT_RUN, "needs a CUDA GPU"),
+])
+def test_validation_status_is_an_enum_and_keeps_its_text(text, status, reason):
+    m = json.loads(json.dumps({**MINIMAL, "validation": {"status": text}, "files": FILES}))
+    v = Manifest.from_dict(m, "m").validation
+    assert (v.status, v.reason, v.text) == (status, reason, text)
+    m["validation"]["status"] = "fine"
+    with pytest.raises(BundleError, match="is not passed, skipped or not run"):
+        Manifest.from_dict(m, "m")
+
+
+def test_memory_section_is_typed():
+    mem = {"arena_bytes": 576, "flash_bytes": 9044, "ram_bytes": 9444, "board_flash_bytes": 1 << 22,
+           "board_ram_bytes": 1 << 22, "weights_bytes": 3060, "sections": {".text": 4636}}
+    m = json.loads(json.dumps({**MINIMAL, "files": FILES}))
+    m["artifact"]["info"]["memory"] = mem
+    typed = Manifest.from_dict(m, "m")
+    assert typed.artifact.memory.flash_bytes == 9044 and typed.artifact.memory.extra == {"sections": {".text": 4636}}
+    assert typed.to_dict() == m
