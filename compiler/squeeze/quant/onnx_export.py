@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgecc.compiler.quantize import QGraph
+from edgecc.compiler.squeeze.quant.graph import QGraph
 
 OPSET = 17
 

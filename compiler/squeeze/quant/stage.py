@@ -54,7 +54,7 @@ class QuantizedModel(LoadedModel):
     def write_onnx(self, path: Path) -> Path:
         import onnx
 
-        from edgecc.compiler.qdq_onnx import qdq_onnx
+        from edgecc.compiler.squeeze.quant.onnx_export import qdq_onnx
 
         onnx.save(qdq_onnx(self.qgraph, self.name), str(path))
         self.onnx_path = Path(path).resolve()
@@ -105,7 +105,7 @@ def _check_shape(samples, input_shape, what):
 
 def quantize_model(loaded: LoadedModel, scheme: str, calibration: str) -> QuantizedModel:
     """Static post-training quantization of `loaded` (a PyTorch model) with samples from `calibration`."""
-    from edgecc.compiler.quantize import calibrate, capture_graph, qdq_module, quantize_graph
+    from edgecc.compiler.squeeze.quant.graph import calibrate, capture_graph, qdq_module, quantize_graph
 
     if scheme not in SCHEMES:
         raise ModelError(f"unknown quantization {scheme!r}; supported: {', '.join(SCHEMES)}")
@@ -180,7 +180,7 @@ def quantization_report(model: QuantizedModel, artifact_outputs: np.ndarray | No
         rep["max_abs_error_vs_fp32"] = float(np.max(np.abs(artifact_outputs - fp32)))
         rep["max_abs_error_vs_int8_reference"] = float(np.max(np.abs(artifact_outputs - qdq)))
         rep["max_error_steps_vs_int8_reference"] = round(rep["max_abs_error_vs_int8_reference"] / s_out, 2)
-        from edgecc.compiler.quantize import run_int8
+        from edgecc.compiler.squeeze.quant.graph import run_int8
 
         # 0 steps: bit-exact with TFLite arithmetic (the micro kernels); IREE/TVM requantize in float
         rep["max_error_steps_vs_integer_reference"] = round(
