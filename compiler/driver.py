@@ -82,8 +82,7 @@ def compile(model, example_inputs=None, target: str = "host", backend: str | Non
             spec["file"] = f"reference_output_{i}.npy"
             np.save(tmp / spec["file"], a)
 
-        if quantize:
-            loaded.write_onnx(tmp / "model.int8.onnx")  # the QDQ graph IREE and TVM compile (micro: its qgraph)
+        loaded.save_artifacts(tmp)  # a squeeze stage's own files (int8: model.int8.onnx), which backends read
         log(f"compiling {loaded.name} for {tgt.name} with {backend}")
         t0 = time.perf_counter()
         artifact = be.compile(loaded, tgt, tmp, opts)

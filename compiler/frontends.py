@@ -73,6 +73,9 @@ class LoadedModel:
             out = fn(*[torch.from_numpy(np.ascontiguousarray(a)) for a in inputs])
         return [t.detach().numpy() for t in flatten_outputs(out)]
 
+    def save_artifacts(self, folder: Path) -> None:
+        """Write the files a squeeze stage made of this model into the bundle folder: none for a loaded model."""
+
     def check_inputs(self, inputs: list[np.ndarray]) -> None:
         """ModelError unless inputs match the example inputs in count, shape and dtype."""
         check_inputs(inputs, [(a.shape, a.dtype) for a in self.example_inputs], self.input_names)

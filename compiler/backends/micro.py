@@ -25,13 +25,8 @@ from pathlib import Path
 
 from edgecc.compiler.artifact import Artifact, CompileOptions
 from edgecc.compiler.backends import register_backend
-from edgecc.errors import BudgetError, BundleError, CannotRunHere, TargetError, require
-
-HARNESS_IO_BYTES_NOTE = "harness input/output buffers"
-
-
-def _kb(n: int) -> str:
-    return f"{n / 1024:.1f}"
+from edgecc.compiler.micro.firmware import board_info, check_budget, memory_info, tensor_io
+from edgecc.errors import BundleError, CannotRunHere, TargetError, require
 
 
 @register_backend("micro")
@@ -44,7 +39,7 @@ class MicroBackend:
 
     def compile(self, model, target, workdir: Path, options: CompileOptions) -> Artifact:
         tvm = require("tvm", "apache-tvm", "the micro backend")
-        from edgecc.compiler.micro.emit import emit_aot_c, emit_reference_input
+        from edgecc.compiler.micro.emit import c_prefix, emit_aot_c, emit_reference_input
         from edgecc.compiler.micro.kernels import build_kernels
         from edgecc.compiler.micro.link import build_firmware, cpu_flags
         from edgecc.compiler.micro.lower import lower_to_tir
@@ -84,9 +79,9 @@ class MicroBackend:
         plan = plan_arena(model_buffers(lowered))
         check_plan(plan)
 
-        io = {"inputs": [_io(lowered.tensors[n]) for n in lowered.inputs],
-              "outputs": [_io(lowered.tensors[n]) for n in lowered.outputs]}
-        _check_budget(model.name, target, board, plan.size, stack_bytes, io, lowered.weight_bytes)
+        io = {"inputs": [tensor_io(lowered.tensors[n]) for n in lowered.inputs],
+              "outputs": [tensor_io(lowered.tensors[n]) for n in lowered.outputs]}
+        check_budget(model.name, target, board, plan.size, stack_bytes, io, lowered.weight_bytes)
 
         note = (f"Generated from {model.name} by torch.export -> TVM {tvm.__version__} Relax -> TIR kernels "
                 f"({codegen} codegen) for {target.name} / {board.name}.")
@@ -101,15 +96,12 @@ class MicroBackend:
                             stack_bytes=stack_bytes, extra_flags=tuple(options.extra_flags))
         files = ["model.c", "model.h", "harness_data.c", "model.relax.py", "memory_plan.json", *built.files,
                  *fw.files]
-        flash_cmd = board.flash_command.format(hex="firmware.hex", elf="firmware.elf", bin="firmware.bin")
         info = {
-            "board": board.name,
-            "qemu_machine": board.qemu_machine,
-            "flash_command": flash_cmd,
+            **board_info(board),
             "codegen": codegen,
             "tvm_target": tvm_target,
             "io": io,
-            "c_prefix": _prefix(model.name),
+            "c_prefix": c_prefix(model.name),
             "kernels": [{"kernel": c.kernel, "args": c.args, "workspace_bytes": c.workspace_bytes}
                         for c in lowered.calls],
             "memory": memory_info(plan, lowered.weight_bytes, stack_bytes, fw, board),
@@ -145,43 +137,3 @@ class MicroBackend:
             except Exception as e:  # a missing tool is reported, not fatal, in a manifest
                 out[tool] = f"unavailable ({e})"
         return out
-
-
-def _check_budget(name, target, board, arena_bytes, stack_bytes, io, weight_bytes) -> None:
-    io_bytes = sum(s["bytes"] for s in io["inputs"] + io["outputs"])
-    need_ram = arena_bytes + stack_bytes + io_bytes
-    if need_ram > board.ram_kb * 1024 or weight_bytes > board.flash_kb * 1024:
-        what = "RAM" if need_ram > board.ram_kb * 1024 else "flash"
-        need, have = (need_ram, board.ram_kb) if what == "RAM" else (weight_bytes, board.flash_kb)
-        detail = (f"arena {_kb(arena_bytes)} KB + stack {_kb(stack_bytes)} KB + I/O {_kb(io_bytes)} KB"
-                  if what == "RAM" else f"weights {_kb(weight_bytes)} KB")
-        raise BudgetError(f"{name} needs {-(-need // 1024)} KB {what} ({detail}), board {board.name} "
-                          f"({target.name}) has {have} KB; try --quantize int8 or a board with more {what}")
-
-
-def _prefix(name: str) -> str:
-    from edgecc.compiler.micro.emit import c_prefix
-
-    return c_prefix(name)
-
-
-def _io(t) -> dict:
-    return {"name": t.name, "shape": list(t.shape), "dtype": t.dtype, "bytes": t.nbytes}
-
-
-def memory_info(plan, weights_bytes: int, stack_bytes: int, fw, board, weights_note: str = "") -> dict:
-    """The manifest's memory section of a firmware: arena (and its lower bound), weights, flash and RAM from the
-    ELF, against the board."""
-    return {
-        "arena_bytes": plan.size,
-        "arena_lower_bound_bytes": plan.lower_bound,
-        "weights_bytes": weights_bytes,
-        "stack_bytes": stack_bytes,
-        "flash_bytes": fw.flash_bytes,
-        "ram_bytes": fw.ram_bytes,
-        "sections": fw.sections,
-        "board_ram_bytes": board.ram_kb * 1024,
-        "board_flash_bytes": board.flash_kb * 1024,
-        "note": (weights_note + "; " if weights_note else "")
-                + "flash = text+rodata+exidx+.data image; ram = .data+.bss(arena, " + HARNESS_IO_BYTES_NOTE + ")+stack",
-    }

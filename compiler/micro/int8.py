@@ -81,70 +81,26 @@ def plan_int8(g, name: str) -> Int8Program:
                                f"{_f(s_in)}, {zp_in})", [g.input], comment="quantize the float input"))
     for i, op in enumerate(g.ops):
         a = op.inputs[0]
-        s_a, zp_a = g.qparams[a]
-        s_o, zp_o = g.qparams[op.output]
-        act_min = zp_o if op.relu else -128
-        ci, hi, wi = chw[a]
         if op.kind == "flatten":
             chw[op.output] = _chw(g.shapes[op.output])
             src_layout[op.output] = src_layout[a]
             prog.alias[op.output] = a
             continue
-        co, ho, wo = chw[op.output] = _chw(g.shapes[op.output])
+        chw[op.output] = _chw(g.shapes[op.output])
         src_layout[op.output] = chw[op.output]
         if op.kind in ("conv", "dense"):
-            w = op.w_q
-            if op.kind == "dense":
-                lc, lh, lw = src_layout[a]  # columns follow PyTorch's (c, h, w) flatten; storage is (h, w, c)
-                w = w.reshape(w.shape[0], lc, lh, lw).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
-                kh = kw = sh = sw = 1
-                ph = pw = 0
-                ci, hi, wi, ho, wo = w.shape[1], 1, 1, 1, 1
-                depthwise = False
-            else:
-                kh, kw = w.shape[2:]
-                (sh, sw), (ph, pw), groups = op.attrs["stride"], op.attrs["padding"], op.attrs["groups"]
-                depthwise = groups > 1
-                if depthwise and not (groups == ci == co and w.shape[1] == 1):
-                    raise UnsupportedOpError("grouped conv2d", "micro int8",
-                                             detail="groups must be 1 or depthwise with multiplier 1")
-                w = w.transpose(2, 3, 0, 1).reshape(kh, kw, co) if depthwise else w.transpose(0, 2, 3, 1)
-            prm = (f"{{{hi}, {wi}, {ci}, {ho}, {wo}, {co}, {kh}, {kw}, {sh}, {sw}, {ph}, {pw}, {zp_a}, {zp_o}, "
-                   f"{act_min}}}")
-            prog.consts.append(("edgecc_q8_conv_params", f"p{i}", prm))
-            if depthwise:
-                wflat = w.reshape(-1)
-                scratch = 4 * co
-                call = "edgecc_q8_depthwise_conv"
-                stype = "int32_t"
-            else:
-                kdim = w[0].size
-                kdim4 = (kdim + 3) // 4 * 4
-                wflat = np.zeros((co, kdim4), np.int8)
-                wflat[:, :kdim] = w.reshape(co, kdim)
-                scratch = 2 * kdim4
-                call = "edgecc_q8_conv"
-                stype = "int16_t"
-            prog.consts += [("int8_t", f"w{i}", wflat.reshape(-1)), ("int32_t", f"b{i}", op.b_q),
-                            ("int32_t", f"m{i}", op.multiplier), ("int8_t", f"s{i}", op.shift)]
-            prog.steps.append(Int8Step(
-                f"{call}(&p{i}, {{{a}}}, w{i}, b{i}, m{i}, s{i}, {{{op.output}}}, ({stype}*)SCRATCH)",
-                [a, op.output], scratch, f"{op.kind}{' depthwise' if depthwise else ''}{' + relu' if op.relu else ''}"))
+            _conv_step(prog, i, op, src_layout[a])
         elif op.kind == "add":
-            b = op.inputs[1]
-            zp_b = g.qparams[b][1]
-            m, s = op.multiplier, op.shift
-            prm = f"{{{zp_a}, {zp_b}, {zp_o}, {act_min}, {m[0]}, {s[0]}, {m[1]}, {s[1]}, {m[2]}, {s[2]}}}"
-            prog.consts.append(("edgecc_q8_add_params", f"p{i}", prm))
-            prog.steps.append(Int8Step(f"edgecc_q8_add(&p{i}, {{{a}}}, {{{b}}}, {{{op.output}}}, {co * ho * wo})",
-                                       [a, b, op.output], comment="add" + (" + relu" if op.relu else "")))
+            _add_step(prog, i, op)
         elif op.kind == "maxpool":
             (kh, kw), (sh, sw), (ph, pw) = op.attrs["kernel"], op.attrs["stride"], op.attrs["padding"]
+            (ci, hi, wi), (co, ho, wo) = chw[a], chw[op.output]
             prm = f"{{{hi}, {wi}, {ci}, {ho}, {wo}, {co}, {kh}, {kw}, {sh}, {sw}, {ph}, {pw}, 0, 0, -128}}"
             prog.consts.append(("edgecc_q8_conv_params", f"p{i}", prm))
             prog.steps.append(Int8Step(f"edgecc_q8_maxpool(&p{i}, {{{a}}}, {{{op.output}}})", [a, op.output],
                                        comment="max pool"))
         elif op.kind == "avgpool":
+            ci, hi, wi = chw[a]
             prog.steps.append(Int8Step(f"edgecc_q8_global_avgpool({{{a}}}, {{{op.output}}}, {hi}, {wi}, {ci})",
                                        [a, op.output], comment="global average pool"))
         else:
@@ -157,6 +113,68 @@ def plan_int8(g, name: str) -> Int8Program:
     return prog
 
 
+def _zero_points(g, op) -> tuple[int, int, int]:
+    """(input zero point, output zero point, activation minimum: the output's 0.0 after a fused ReLU)."""
+    zp_a, zp_o = g.qparams[op.inputs[0]][1], g.qparams[op.output][1]
+    return zp_a, zp_o, zp_o if op.relu else -128
+
+
+def _conv_step(prog: Int8Program, i: int, op, layout: tuple[int, int, int]) -> None:
+    """A conv (or a dense, as a 1x1 conv on a 1x1 image) step; `layout`: how its input's elements are stored."""
+    a = op.inputs[0]
+    zp_a, zp_o, act_min = _zero_points(prog.graph, op)
+    (ci, hi, wi), (co, ho, wo) = prog.chw[a], prog.chw[op.output]
+    w = op.w_q
+    if op.kind == "dense":
+        lc, lh, lw = layout  # columns follow PyTorch's (c, h, w) flatten; storage is (h, w, c)
+        w = w.reshape(w.shape[0], lc, lh, lw).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
+        kh = kw = sh = sw = 1
+        ph = pw = 0
+        ci, hi, wi, ho, wo = w.shape[1], 1, 1, 1, 1
+        depthwise = False
+    else:
+        kh, kw = w.shape[2:]
+        (sh, sw), (ph, pw), groups = op.attrs["stride"], op.attrs["padding"], op.attrs["groups"]
+        depthwise = groups > 1
+        if depthwise and not (groups == ci == co and w.shape[1] == 1):
+            raise UnsupportedOpError("grouped conv2d", "micro int8",
+                                     detail="groups must be 1 or depthwise with multiplier 1")
+        w = w.transpose(2, 3, 0, 1).reshape(kh, kw, co) if depthwise else w.transpose(0, 2, 3, 1)
+    prm = (f"{{{hi}, {wi}, {ci}, {ho}, {wo}, {co}, {kh}, {kw}, {sh}, {sw}, {ph}, {pw}, {zp_a}, {zp_o}, "
+           f"{act_min}}}")
+    prog.consts.append(("edgecc_q8_conv_params", f"p{i}", prm))
+    if depthwise:
+        wflat = w.reshape(-1)
+        scratch = 4 * co
+        call = "edgecc_q8_depthwise_conv"
+        stype = "int32_t"
+    else:
+        kdim = w[0].size
+        kdim4 = (kdim + 3) // 4 * 4
+        wflat = np.zeros((co, kdim4), np.int8)
+        wflat[:, :kdim] = w.reshape(co, kdim)
+        scratch = 2 * kdim4
+        call = "edgecc_q8_conv"
+        stype = "int16_t"
+    prog.consts += [("int8_t", f"w{i}", wflat.reshape(-1)), ("int32_t", f"b{i}", op.b_q),
+                    ("int32_t", f"m{i}", op.multiplier), ("int8_t", f"s{i}", op.shift)]
+    prog.steps.append(Int8Step(
+        f"{call}(&p{i}, {{{a}}}, w{i}, b{i}, m{i}, s{i}, {{{op.output}}}, ({stype}*)SCRATCH)",
+        [a, op.output], scratch, f"{op.kind}{' depthwise' if depthwise else ''}{' + relu' if op.relu else ''}"))
+
+
+def _add_step(prog: Int8Program, i: int, op) -> None:
+    a, b = op.inputs[0], op.inputs[1]
+    zp_a, zp_o, act_min = _zero_points(prog.graph, op)
+    zp_b = prog.graph.qparams[b][1]
+    co, ho, wo = prog.chw[op.output]
+    m, s = op.multiplier, op.shift
+    prm = f"{{{zp_a}, {zp_b}, {zp_o}, {act_min}, {m[0]}, {s[0]}, {m[1]}, {s[1]}, {m[2]}, {s[2]}}}"
+    prog.consts.append(("edgecc_q8_add_params", f"p{i}", prm))
+    prog.steps.append(Int8Step(f"edgecc_q8_add(&p{i}, {{{a}}}, {{{b}}}, {{{op.output}}}, {co * ho * wo})",
+                               [a, b, op.output], comment="add" + (" + relu" if op.relu else "")))
+
+
 def _args(chw) -> str:
     return ", ".join(map(str, chw))
 
@@ -166,7 +184,7 @@ def _f(v: float) -> str:
     return text + ("" if ("." in text or "e" in text) else ".0") + "f"
 
 
-class _HeaderView:
+class HeaderView:
     """What emit_header reads: the float32 I/O of the int8 model."""
 
     def __init__(self, prog: Int8Program):
@@ -204,4 +222,4 @@ def emit_int8_c(prog: Int8Program, plan: ArenaPlan, header_note: str) -> tuple[s
             text = text.replace("SCRATCH", f"(arena + {plan.offsets[f'scratch{i}']})")
         c += [f"  /* {i}: {s.comment} */", f"  {text};"]
     c += ["  return 0;", "}", ""]
-    return "\n".join(c), emit_header(_HeaderView(prog), plan, header_note)
+    return "\n".join(c), emit_header(HeaderView(prog), plan, header_note)

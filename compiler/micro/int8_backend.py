@@ -10,20 +10,20 @@ from edgecc.compiler.artifact import Artifact
 
 
 def compile_int8(model, target, board, workdir: Path, opts: dict, options, stack_bytes: int) -> Artifact:
-    from edgecc.compiler.backends.micro import _check_budget, _io, memory_info
     from edgecc.compiler.micro.emit import c_prefix, emit_reference_input
-    from edgecc.compiler.micro.int8 import KERNEL_SOURCE, _HeaderView, emit_int8_c, plan_int8
+    from edgecc.compiler.micro.firmware import board_info, check_budget, memory_info, tensor_io
+    from edgecc.compiler.micro.int8 import KERNEL_SOURCE, HeaderView, emit_int8_c, plan_int8
     from edgecc.compiler.micro.link import build_firmware, cpu_flags, runtime_c_dir
     from edgecc.compiler.micro.plan import check_plan, plan_arena
 
     prog = plan_int8(model.qgraph, model.name)
     plan = plan_arena(prog.buffers())
     check_plan(plan)
-    view = _HeaderView(prog)
-    io = {"inputs": [_io(view.tensors["input0"])], "outputs": [_io(view.tensors["output0"])]}
+    view = HeaderView(prog)
+    io = {"inputs": [tensor_io(view.tensors["input0"])], "outputs": [tensor_io(view.tensors["output0"])]}
     for spec, name in ((io["inputs"][0], model.input_names[0]), (io["outputs"][0], model.output_names[0])):
         spec["name"] = name
-    _check_budget(model.name, target, board, plan.size, stack_bytes, io, prog.weight_bytes)
+    check_budget(model.name, target, board, plan.size, stack_bytes, io, prog.weight_bytes)
 
     note = (f"Generated from {model.name} (int8, calibrated on {model.calibration['source']}) for {target.name} / "
             f"{board.name}; kernels: edgecc runtime/c {KERNEL_SOURCE}.")
@@ -38,9 +38,7 @@ def compile_int8(model, target, board, workdir: Path, opts: dict, options, stack
                         extra_flags=tuple(options.extra_flags))
     files = ["model.c", "model.h", "harness_data.c", "memory_plan.json", "int8_kernels.c", *fw.files]
     info = {
-        "board": board.name,
-        "qemu_machine": board.qemu_machine,
-        "flash_command": board.flash_command.format(hex="firmware.hex", elf="firmware.elf", bin="firmware.bin"),
+        **board_info(board),
         "codegen": "int8 C kernels (edgecc runtime/c, TFLite arithmetic)",
         "io": io,
         "c_prefix": c_prefix(prog.name),

@@ -11,7 +11,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from edgecc.compiler.quantize import (
+from edgecc.compiler.squeeze.quant import (
     activation_qparams,
     multiply_by_quantized_multiplier,
     quantize_input,
@@ -116,7 +116,7 @@ torch = pytest.importorskip("torch")
 
 
 def _capture(name):
-    from edgecc.compiler.quantize import capture_graph
+    from edgecc.compiler.squeeze.quant import capture_graph
     from edgecc.models import get_model
 
     module, inputs = get_model(name).factory()
@@ -126,7 +126,7 @@ def _capture(name):
 @pytest.mark.parametrize("name,kinds", [("resnet8", {"conv", "add", "avgpool", "flatten", "dense"}),
                                         ("ds-cnn", {"conv", "avgpool", "flatten", "dense"})])
 def test_capture_folds_batchnorm_and_fuses_relu(name, kinds):
-    from edgecc.compiler.quantize import run_float
+    from edgecc.compiler.squeeze.quant import run_float
 
     module, inputs, g = _capture(name)
     assert {op.kind for op in g.ops} == kinds
@@ -139,7 +139,7 @@ def test_capture_folds_batchnorm_and_fuses_relu(name, kinds):
 
 
 def test_int8_reference_and_qdq_reference_agree_and_keep_digits_accuracy():
-    from edgecc.compiler.quantize import calibrate, qdq_module, quantize_graph, run_int8
+    from edgecc.compiler.squeeze.quant import calibrate, qdq_module, quantize_graph, run_int8
     from edgecc.models.datasets import get_dataset
 
     module, inputs, g = _capture("digits-cnn")
@@ -192,7 +192,7 @@ def test_c_conv_kernels_match_the_numpy_reference(kernels_lib):
     """A small quantized net (conv 3->8 stride 2 pad 1, depthwise 3x3, 1x1 conv + residual add, maxpool, global
     avgpool, dense) through the C kernels, portable path, bit-exact with run_int8."""
     from edgecc.compiler.micro.int8 import plan_int8
-    from edgecc.compiler.quantize import calibrate, capture_graph, quantize_graph, run_int8
+    from edgecc.compiler.squeeze.quant import calibrate, capture_graph, quantize_graph, run_int8
 
     class Net(torch.nn.Module):
         def __init__(self):

@@ -1,4 +1,4 @@
-/* edgecc int8 kernels (see include/edgecc/int8.h). Bit-exact with edgecc.compiler.quantize.run_int8.
+/* edgecc int8 kernels (see include/edgecc/int8.h). Bit-exact with edgecc.compiler.squeeze.quant.run_int8.
  *
  * Convolutions build one im2col row per output pixel as int16 (input - zero point; padding contributes 0), in
  * the order SMLAD wants: each group of four k = 4j..4j+3 is stored as (x0, x2, x1, x3), so that a word of four

@@ -1,13 +1,13 @@
-"""The squeeze stage: a loaded fp32 model -> an int8 model every backend takes (`--quantize int8`).
+"""The quantization stage: a loaded fp32 model -> an int8 model every backend takes (`--quantize int8`).
 
     quantize_model(loaded, "int8", "digits")   -> QuantizedModel
-        .qgraph            the quantized graph (quantize.py): micro emits int8 C kernels calls from it
-        .write_onnx(path)  the QDQ ONNX model (qdq_onnx.py): what IREE and TVM compile
-        .reference(x)      the quantized PyTorch reference (fake-quant QDQ module): what artifacts are checked against
-        .fp32              the original model, for accuracy and error against fp32
+        .qgraph                  the quantized graph (graph.py): micro emits int8 C kernels calls from it
+        .save_artifacts(folder)  writes model.int8.onnx, the QDQ ONNX model (onnx_export.py) IREE and TVM compile
+        .reference(x)            the quantized PyTorch reference (fake-quant QDQ module): what artifacts are
+                                 checked against
+        .fp32                    the original model, for accuracy and error against fp32
 
-Calibration samples come from a dataset name (models/datasets.py) or a folder of .npy files, each one sample
-(the input shape, with or without the batch dimension of 1) or a batch (N, ...).
+Calibration samples: calibration.py.
 """
 
 from __future__ import annotations
@@ -20,6 +20,10 @@ from typing import Any
 import numpy as np
 
 from edgecc.compiler.frontends import LoadedModel
+from edgecc.compiler.squeeze.quant.calibration import calibrate, load_calibration
+from edgecc.compiler.squeeze.quant.graph import capture_graph, quantize_graph
+from edgecc.compiler.squeeze.quant.onnx_export import qdq_onnx
+from edgecc.compiler.squeeze.quant.reference import qdq_module, run_int8
 from edgecc.errors import ModelError
 
 SCHEMES = ("int8",)
@@ -27,7 +31,7 @@ SCHEMES = ("int8",)
 # Each requantization may round one step differently (TFLite's fixed-point multiplier and half-away-from-zero vs
 # the float reference's half-to-even); measured: up to 1 step on digits-cnn, 3 on resnet8 and ds-cnn (12-15 ops).
 INT8_TOLERANCE_STEPS = 4
-MAX_CALIBRATION_SAMPLES = 1000
+ONNX_FILE = "model.int8.onnx"
 
 
 @dataclass
@@ -51,10 +55,12 @@ class QuantizedModel(LoadedModel):
         with torch.no_grad():
             return [self._qdq(torch.from_numpy(np.ascontiguousarray(inputs[0]))).numpy()]
 
+    def save_artifacts(self, folder: Path) -> None:
+        """The QDQ graph IREE and TVM compile (micro compiles the qgraph), in the bundle before a backend runs."""
+        self.write_onnx(Path(folder) / ONNX_FILE)
+
     def write_onnx(self, path: Path) -> Path:
         import onnx
-
-        from edgecc.compiler.qdq_onnx import qdq_onnx
 
         onnx.save(qdq_onnx(self.qgraph, self.name), str(path))
         self.onnx_path = Path(path).resolve()
@@ -66,47 +72,8 @@ class QuantizedModel(LoadedModel):
                 "int8_steps": INT8_TOLERANCE_STEPS}
 
 
-def load_calibration(spec: str, input_shape: tuple[int, ...]) -> tuple[np.ndarray, dict, Any]:
-    """(samples (N, *input_shape[1:]) float32, description, dataset or None) from a dataset name or .npy folder."""
-    from edgecc.models.datasets import DATASETS, get_dataset
-
-    if not spec:
-        raise ModelError("--quantize int8 needs calibration samples: pass --calibration DATASET (one of "
-                         f"{', '.join(DATASETS)}) or --calibration DIR (a folder of .npy input samples)")
-    path = Path(spec)
-    if spec in DATASETS or not path.exists() and "/" not in spec and "." not in spec:
-        ds = get_dataset(spec)
-        samples = ds.calibration[:MAX_CALIBRATION_SAMPLES]
-        _check_shape(samples, input_shape, f"dataset {spec!r}")
-        return samples, {"source": f"dataset {spec}", "samples": len(samples), "description": ds.description}, ds
-    if not path.is_dir():
-        raise ModelError(f"calibration folder {spec} does not exist; give a folder of .npy files or a dataset name")
-    files = sorted(path.glob("*.npy"))
-    if not files:
-        raise ModelError(f"calibration folder {spec} has no .npy files")
-    arrays = []
-    for f in files:
-        try:
-            a = np.load(f, allow_pickle=False)
-        except ValueError as e:
-            raise ModelError(f"{f} is not a plain .npy array: {e}") from None
-        a = np.asarray(a, dtype=np.float32)
-        arrays.append(a[None] if a.shape == tuple(input_shape[1:]) else a)
-    samples = np.concatenate([a.reshape(-1, *a.shape[1:]) for a in arrays])[:MAX_CALIBRATION_SAMPLES]
-    _check_shape(samples, input_shape, f"calibration folder {spec}")
-    return samples, {"source": f"folder {spec}", "samples": len(samples), "files": len(files)}, None
-
-
-def _check_shape(samples, input_shape, what):
-    if tuple(samples.shape[1:]) != tuple(input_shape[1:]):
-        raise ModelError(f"{what} has samples of shape {list(samples.shape[1:])}; the model takes "
-                         f"{list(input_shape[1:])} (per sample)")
-
-
 def quantize_model(loaded: LoadedModel, scheme: str, calibration: str) -> QuantizedModel:
     """Static post-training quantization of `loaded` (a PyTorch model) with samples from `calibration`."""
-    from edgecc.compiler.quantize import calibrate, capture_graph, qdq_module, quantize_graph
-
     if scheme not in SCHEMES:
         raise ModelError(f"unknown quantization {scheme!r}; supported: {', '.join(SCHEMES)}")
     if loaded.module is None:
@@ -180,8 +147,6 @@ def quantization_report(model: QuantizedModel, artifact_outputs: np.ndarray | No
         rep["max_abs_error_vs_fp32"] = float(np.max(np.abs(artifact_outputs - fp32)))
         rep["max_abs_error_vs_int8_reference"] = float(np.max(np.abs(artifact_outputs - qdq)))
         rep["max_error_steps_vs_int8_reference"] = round(rep["max_abs_error_vs_int8_reference"] / s_out, 2)
-        from edgecc.compiler.quantize import run_int8
-
         # 0 steps: bit-exact with TFLite arithmetic (the micro kernels); IREE/TVM requantize in float
         rep["max_error_steps_vs_integer_reference"] = round(
             float(np.max(np.abs(artifact_outputs - run_int8(g, x)))) / s_out, 2)
