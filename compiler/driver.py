@@ -38,25 +38,8 @@ def compile(model, example_inputs=None, target: str = "host", backend: str | Non
     log = log or (lambda msg: None)
     tgt = get_target(target)
     backend = backend or tgt.default_backend
-    tgt.backend(backend)  # refuses unknown / non-serving / refused backends before any work
-    if board:
-        tgt.board(board)
-    be = get_backend(backend)
-    check_backend_options(be, backend, options or {}, extra_flags)
-    if name is not None:
-        check_name(name)
-    if output:
-        check_replaceable(Path(output), force)
+    be = _check_request(tgt, backend, board, options or {}, extra_flags, name, output, force, quantize, calibration)
     log(f"loading {model if isinstance(model, (str, Path)) else type(model).__name__}")
-    if calibration and not quantize:
-        raise ModelError("--calibration is only used with --quantize int8")
-    if quantize:
-        from edgecc.compiler.squeeze import SCHEMES, load_calibration
-
-        if quantize not in SCHEMES:
-            raise ModelError(f"unknown quantization {quantize!r}; supported: {', '.join(SCHEMES)}")
-        if not calibration:
-            load_calibration("", ())  # raises the one-line "needs calibration samples" error before any work
     loaded = load_model(model, example_inputs, input_shapes, name=name, allow_pickle=allow_pickle)
     if quantize:
         from edgecc.compiler.squeeze import quantize_model
@@ -74,14 +57,7 @@ def compile(model, example_inputs=None, target: str = "host", backend: str | Non
     with staging(out, force=force, note=note) as tmp:
         inputs = loaded.example_inputs
         ref_outputs = loaded.reference(inputs)
-        io = loaded.io_spec(ref_outputs)
-        for i, (spec, a) in enumerate(zip(io["inputs"], inputs, strict=True)):
-            spec["file"] = f"input_{i}.npy"
-            np.save(tmp / spec["file"], a)
-        for i, (spec, a) in enumerate(zip(io["outputs"], ref_outputs, strict=True)):
-            spec["file"] = f"reference_output_{i}.npy"
-            np.save(tmp / spec["file"], a)
-
+        io = _save_reference(tmp, loaded, inputs, ref_outputs)
         loaded.save_artifacts(tmp)  # a squeeze stage's own files (int8: model.int8.onnx), which backends read
         log(f"compiling {loaded.name} for {tgt.name} with {backend}")
         t0 = time.perf_counter()
@@ -89,22 +65,7 @@ def compile(model, example_inputs=None, target: str = "host", backend: str | Non
         compile_s = time.perf_counter() - t0
         if not keep_intermediates:
             shutil.rmtree(tmp / "work", ignore_errors=True)
-
-        manifest = {
-            "model": {"name": loaded.name, "source": loaded.source, "kind": loaded.kind, "task": loaded.task,
-                      "source_sha256": loaded.source_sha256},
-            "target": {"name": tgt.name, "device": tgt.device, "triple": tgt.cpu.triple, "cpu": tgt.cpu.cpu,
-                       "accelerator": dataclasses.asdict(tgt.accelerator) if tgt.accelerator else None,
-                       "transport": dataclasses.asdict(tgt.transport), "source": tgt.source},
-            "backend": backend,
-            "options": {"board": opts.board, "extra_flags": list(opts.extra_flags), **opts.options},
-            "artifact": {"entry": artifact.entry, "files": artifact.files, "info": artifact.info},
-            "compile": {"calls": artifact.calls, "flags": artifact.flags, "seconds": round(compile_s, 3),
-                        "host": {"machine": platform.machine(), "python": sys.version.split()[0]}},
-            "versions": {"edgecc": _edgecc_version(), **be.versions()},
-            "io": io,
-            "validation": {"status": "skipped (--no-validate)"},
-        }
+        manifest = _manifest(loaded, tgt, be, opts, artifact, compile_s, io)
         if validate:
             log("validating against " + loaded.reference_name)
             manifest["validation"] = _validate(Bundle(tmp, manifest), loaded, inputs, ref_outputs, tolerance)
@@ -113,6 +74,60 @@ def compile(model, example_inputs=None, target: str = "host", backend: str | Non
             manifest["quantization"] = _quantization_section(Bundle(tmp, manifest), loaded, validate)
         write_manifest(tmp, manifest)
     return Bundle.load(out)
+
+
+def _check_request(tgt, backend, board, options, extra_flags, name, output, force, quantize, calibration):
+    """Everything about the request that can be refused before any model is loaded; returns the backend."""
+    tgt.backend(backend)  # refuses unknown / non-serving / refused backends before any work
+    if board:
+        tgt.board(board)
+    be = get_backend(backend)
+    check_backend_options(be, backend, options, extra_flags)
+    if name is not None:
+        check_name(name)
+    if output:
+        check_replaceable(Path(output), force)
+    if calibration and not quantize:
+        raise ModelError("--calibration is only used with --quantize int8")
+    if quantize:
+        from edgecc.compiler.squeeze import SCHEMES, load_calibration
+
+        if quantize not in SCHEMES:
+            raise ModelError(f"unknown quantization {quantize!r}; supported: {', '.join(SCHEMES)}")
+        if not calibration:
+            load_calibration("", ())  # raises the one-line "needs calibration samples" error before any work
+    return be
+
+
+def _save_reference(tmp: Path, loaded, inputs, ref_outputs) -> dict:
+    """The io spec, with the example inputs and the reference outputs saved beside it as .npy."""
+    io = loaded.io_spec(ref_outputs)
+    for i, (spec, a) in enumerate(zip(io["inputs"], inputs, strict=True)):
+        spec["file"] = f"input_{i}.npy"
+        np.save(tmp / spec["file"], a)
+    for i, (spec, a) in enumerate(zip(io["outputs"], ref_outputs, strict=True)):
+        spec["file"] = f"reference_output_{i}.npy"
+        np.save(tmp / spec["file"], a)
+    return io
+
+
+def _manifest(loaded, tgt, be, opts, artifact, compile_s: float, io: dict) -> dict:
+    """The manifest before validation (edgecc.manifest.Manifest is its typed form)."""
+    return {
+        "model": {"name": loaded.name, "source": loaded.source, "kind": loaded.kind, "task": loaded.task,
+                  "source_sha256": loaded.source_sha256},
+        "target": {"name": tgt.name, "device": tgt.device, "triple": tgt.cpu.triple, "cpu": tgt.cpu.cpu,
+                   "accelerator": dataclasses.asdict(tgt.accelerator) if tgt.accelerator else None,
+                   "transport": dataclasses.asdict(tgt.transport), "source": tgt.source},
+        "backend": be.name,
+        "options": {"board": opts.board, "extra_flags": list(opts.extra_flags), **opts.options},
+        "artifact": {"entry": artifact.entry, "files": artifact.files, "info": artifact.info},
+        "compile": {"calls": artifact.calls, "flags": artifact.flags, "seconds": round(compile_s, 3),
+                    "host": {"machine": platform.machine(), "python": sys.version.split()[0]}},
+        "versions": {"edgecc": _edgecc_version(), **be.versions()},
+        "io": io,
+        "validation": {"status": "skipped (--no-validate)"},
+    }
 
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}")

@@ -155,68 +155,18 @@ def parse_target(data: dict, source: str = "<memory>") -> Target:
         if key not in data:
             raise TargetError(f"{where}: missing required key {key!r}")
     _check_value(f"{where}: kind", data["kind"], KINDS)
-
-    cpu_t = data["cpu"]
-    _check_keys(f"{where} [cpu]", cpu_t, ("triple", "cpu", "features", "float_abi", "fpu"))
-    if "triple" not in cpu_t:
-        raise TargetError(f"{where} [cpu]: missing required key 'triple'")
-    cpu = Cpu(
-        triple=cpu_t["triple"],
-        cpu=cpu_t.get("cpu", "generic"),
-        features=_str_list(f"{where} [cpu] features", cpu_t.get("features", [])),
-        float_abi=cpu_t.get("float_abi", ""),
-        fpu=cpu_t.get("fpu", ""),
-    )
-    if cpu.float_abi:
-        _check_value(f"{where} [cpu] float_abi", cpu.float_abi, ("hard", "soft", "softfp"))
-
-    accel = None
-    if "accelerator" in data:
-        a = data["accelerator"]
-        _check_keys(f"{where} [accelerator]", a, ("kind", "arch", "name", "options"))
-        _check_value(f"{where} [accelerator] kind", a.get("kind"), ACCELERATORS)
-        accel = Accelerator(kind=a["kind"], arch=a.get("arch", ""), name=a.get("name", ""),
-                            options=a.get("options", {}))
-
-    backends: dict[str, BackendConfig] = {}
-    for bname, b in data["backends"].items():
-        _check_value(f"{where} [backends]", bname, BACKENDS)
-        _check_keys(f"{where} [backends.{bname}]", b, _BACKEND_KEYS)
-        backends[bname] = BackendConfig(
-            name=bname,
-            flags=_str_list(f"{where} [backends.{bname}] flags", b.get("flags", [])),
-            tvm_target=b.get("tvm_target", {}),
-            tvm_host=b.get("tvm_host", {}),
-            driver=b.get("driver", ""),
-            cross_compiler=b.get("cross_compiler", ""),
-            refused=b.get("refused", ""),
-            options=b.get("options", {}),
-        )
-    if not backends:
-        raise TargetError(f"{where}: [backends] is empty; a target needs at least one of {', '.join(BACKENDS)}")
+    cpu = _parse_cpu(where, data["cpu"])  # checked in the file's order: cpu, accelerator, backends, transport, ...
+    accel = _parse_accelerator(where, data["accelerator"]) if "accelerator" in data else None
+    backends = _parse_backends(where, data["backends"])
     default = data["default_backend"]
     _check_value(f"{where}: default_backend", default, tuple(b for b, c in backends.items() if not c.refused))
-
-    transport = Transport()
-    if "transport" in data:
-        t = dict(data["transport"])
-        _check_keys(f"{where} [transport]", t, ("kind", "options"))
-        _check_value(f"{where} [transport] kind", t.get("kind", "local"), TRANSPORTS)
-        transport = Transport(kind=t.get("kind", "local"), options=t.get("options", {}))
-
+    transport = _parse_transport(where, data["transport"]) if "transport" in data else Transport()
     mem = data.get("memory", {})
     _check_keys(f"{where} [memory]", mem, ("ram_kb", "flash_kb"))
-
-    boards: dict[str, Board] = {}
-    for bname, b in data.get("boards", {}).items():
-        _check_keys(f"{where} [boards.{bname}]", b, _BOARD_KEYS)
-        if "ram_kb" not in b or "flash_kb" not in b:
-            raise TargetError(f"{where} [boards.{bname}]: a board must state ram_kb and flash_kb")
-        boards[bname] = Board(name=bname, **b)
+    boards = _parse_boards(where, data.get("boards", {}))
     default_board = data.get("default_board", next(iter(boards), ""))
     if boards and default_board not in boards:
         raise TargetError(f"{where}: default_board {default_board!r} is not one of {', '.join(boards)}")
-
     return Target(
         name=data["name"],
         description=data.get("description", ""),
@@ -234,6 +184,54 @@ def parse_target(data: dict, source: str = "<memory>") -> Target:
         default_board=default_board,
         source=source,
     )
+
+
+def _parse_cpu(where: str, cpu_t: dict) -> Cpu:
+    _check_keys(f"{where} [cpu]", cpu_t, ("triple", "cpu", "features", "float_abi", "fpu"))
+    if "triple" not in cpu_t:
+        raise TargetError(f"{where} [cpu]: missing required key 'triple'")
+    cpu = Cpu(triple=cpu_t["triple"], cpu=cpu_t.get("cpu", "generic"),
+              features=_str_list(f"{where} [cpu] features", cpu_t.get("features", [])),
+              float_abi=cpu_t.get("float_abi", ""), fpu=cpu_t.get("fpu", ""))
+    if cpu.float_abi:
+        _check_value(f"{where} [cpu] float_abi", cpu.float_abi, ("hard", "soft", "softfp"))
+    return cpu
+
+
+def _parse_accelerator(where: str, a: dict) -> Accelerator:
+    _check_keys(f"{where} [accelerator]", a, ("kind", "arch", "name", "options"))
+    _check_value(f"{where} [accelerator] kind", a.get("kind"), ACCELERATORS)
+    return Accelerator(kind=a["kind"], arch=a.get("arch", ""), name=a.get("name", ""), options=a.get("options", {}))
+
+
+def _parse_backends(where: str, table: dict) -> dict[str, BackendConfig]:
+    backends: dict[str, BackendConfig] = {}
+    for bname, b in table.items():
+        _check_value(f"{where} [backends]", bname, BACKENDS)
+        _check_keys(f"{where} [backends.{bname}]", b, _BACKEND_KEYS)
+        backends[bname] = BackendConfig(
+            name=bname, flags=_str_list(f"{where} [backends.{bname}] flags", b.get("flags", [])),
+            tvm_target=b.get("tvm_target", {}), tvm_host=b.get("tvm_host", {}), driver=b.get("driver", ""),
+            cross_compiler=b.get("cross_compiler", ""), refused=b.get("refused", ""), options=b.get("options", {}))
+    if not backends:
+        raise TargetError(f"{where}: [backends] is empty; a target needs at least one of {', '.join(BACKENDS)}")
+    return backends
+
+
+def _parse_transport(where: str, t: dict) -> Transport:
+    _check_keys(f"{where} [transport]", t, ("kind", "options"))
+    _check_value(f"{where} [transport] kind", t.get("kind", "local"), TRANSPORTS)
+    return Transport(kind=t.get("kind", "local"), options=t.get("options", {}))
+
+
+def _parse_boards(where: str, table: dict) -> dict[str, Board]:
+    boards: dict[str, Board] = {}
+    for bname, b in table.items():
+        _check_keys(f"{where} [boards.{bname}]", b, _BOARD_KEYS)
+        if "ram_kb" not in b or "flash_kb" not in b:
+            raise TargetError(f"{where} [boards.{bname}]: a board must state ram_kb and flash_kb")
+        boards[bname] = Board(name=bname, **b)
+    return boards
 
 
 def load_target_file(path: Path) -> Target:

@@ -29,6 +29,24 @@ from edgecc.compiler.micro.firmware import board_info, check_budget, memory_info
 from edgecc.errors import BundleError, CannotRunHere, TargetError, require
 
 
+def _checked_options(opts: dict) -> tuple[str, bool, int]:
+    """(codegen, schedule, stack bytes) from the target's options with the user's over them; a one-line
+    TargetError for a value the build cannot use."""
+    codegen = opts.get("codegen", "c")
+    if codegen not in ("c", "llvm"):
+        raise TargetError(f"micro codegen {codegen!r} is not one of c, llvm")
+    if str(opts.get("opt", "-O2")) not in ("-O0", "-O1", "-O2", "-O3", "-Os", "-Oz"):
+        raise TargetError(f"--option opt={opts['opt']}: expected one of -O0 -O1 -O2 -O3 -Os -Oz")
+    if not str(opts.get("stack_kb", 8)).isdigit() or int(str(opts.get("stack_kb", 8))) < 1:
+        raise TargetError(f"--option stack_kb={opts['stack_kb']}: expected a whole number of KiB, 1 or more")
+    schedule = opts.get("schedule", True)
+    if not isinstance(schedule, bool):
+        if str(schedule).lower() not in ("1", "0", "true", "false", "on", "off", "yes", "no"):
+            raise TargetError(f"--option schedule={schedule}: expected 1/0 (true/false)")
+        schedule = str(schedule).lower() in ("1", "true", "on", "yes")
+    return codegen, schedule, int(str(opts.get("stack_kb", 8))) * 1024
+
+
 @register_backend("micro")
 class MicroBackend:
     OPTIONS = {"codegen": "c (default) or llvm", "opt": "gcc optimisation level: -O0 -O1 -O2 -O3 -Os -Oz",
@@ -50,20 +68,8 @@ class MicroBackend:
                               f"a {target.kind} target (use backend iree or tvm)")
         cfg = target.backend("micro")
         opts = {**cfg.options, **options.options}
-        codegen = opts.get("codegen", "c")
-        if codegen not in ("c", "llvm"):
-            raise TargetError(f"micro codegen {codegen!r} is not one of c, llvm")
+        codegen, schedule, stack_bytes = _checked_options(opts)
         board = target.board(options.board or None)
-        if str(opts.get("opt", "-O2")) not in ("-O0", "-O1", "-O2", "-O3", "-Os", "-Oz"):
-            raise TargetError(f"--option opt={opts['opt']}: expected one of -O0 -O1 -O2 -O3 -Os -Oz")
-        if not str(opts.get("stack_kb", 8)).isdigit() or int(str(opts.get("stack_kb", 8))) < 1:
-            raise TargetError(f"--option stack_kb={opts['stack_kb']}: expected a whole number of KiB, 1 or more")
-        schedule = opts.get("schedule", True)
-        if not isinstance(schedule, bool):
-            if str(schedule).lower() not in ("1", "0", "true", "false", "on", "off", "yes", "no"):
-                raise TargetError(f"--option schedule={schedule}: expected 1/0 (true/false)")
-            schedule = str(schedule).lower() in ("1", "true", "on", "yes")
-        stack_bytes = int(str(opts.get("stack_kb", 8))) * 1024
         workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         if getattr(model, "qgraph", None) is not None:  # --quantize int8: edgecc's int8 kernels, no TVM

@@ -122,77 +122,93 @@ def _shape_dtype(ty) -> tuple[tuple[int, ...], str]:
 
 def _read_main(main, lowered: LoweredModel) -> None:
     """Walk the straight-line `main` after CallTIRRewrite into tensors and kernel calls."""
-    import tvm
-    from tvm import relax
+    reader = _MainReader(lowered)
+    reader.read_params(main.params)
+    for block in main.body.blocks:
+        for binding in block.bindings:
+            reader.read_binding(binding.var, binding.value)
+    reader.read_outputs(main.body.body)
 
-    tensors = lowered.tensors
-    var_name: dict = {}  # relax.Var -> tensor name
-    consts: list = []  # (constant, tensor name)
 
-    def tensor_of(expr) -> str:
+class _MainReader:
+    """The state of one walk over `main`: which tensor each Relax var and constant is."""
+
+    def __init__(self, lowered: LoweredModel):
+        import tvm
+
+        self.lowered, self.tensors = lowered, lowered.tensors
+        self.var_name: dict = {}  # relax.Var -> tensor name
+        self.consts: list = []  # (constant, tensor name)
+        self.alloc_op = tvm.ir.Op.get("relax.builtin.alloc_tensor")
+        self.reshape_op = tvm.ir.Op.get("relax.reshape")
+
+    def tensor_of(self, expr) -> str:
+        from tvm import relax
+
         if _is_tensor_const(expr):
-            for c, n in consts:
+            for c, n in self.consts:
                 if c.same_as(expr):
                     return n
-            n = f"w{len(consts)}"
+            n = f"w{len(self.consts)}"
             shape, dtype = _shape_dtype(expr.ty)
-            tensors[n] = TensorInfo(n, shape, dtype, "const", value=expr.value.numpy())
-            consts.append((expr, n))
+            self.tensors[n] = TensorInfo(n, shape, dtype, "const", value=expr.value.numpy())
+            self.consts.append((expr, n))
             return n
-        if isinstance(expr, relax.Var) and expr in var_name:
-            return var_name[expr]
+        if isinstance(expr, relax.Var) and expr in self.var_name:
+            return self.var_name[expr]
         raise UnsupportedOpError(type(expr).__name__, "micro", detail=f"unexpected argument {expr}")
 
-    for i, p in enumerate(main.params):
-        shape, dtype = _shape_dtype(p.ty)
-        n = f"input{i}"
-        tensors[n] = TensorInfo(n, shape, dtype, "input")
-        var_name[p] = n
-        lowered.inputs.append(n)
+    def read_params(self, params) -> None:
+        for i, p in enumerate(params):
+            shape, dtype = _shape_dtype(p.ty)
+            n = f"input{i}"
+            self.tensors[n] = TensorInfo(n, shape, dtype, "input")
+            self.var_name[p] = n
+            self.lowered.inputs.append(n)
 
-    alloc_op = tvm.ir.Op.get("relax.builtin.alloc_tensor")
-    reshape_op = tvm.ir.Op.get("relax.reshape")
-    body = main.body
-    for block in body.blocks:
-        for binding in block.bindings:
-            var, value = binding.var, binding.value
-            if isinstance(value, relax.Call) and value.op.same_as(alloc_op):
-                shape, dtype = _shape_dtype(var.ty)
-                n = f"t{len(tensors)}"
-                tensors[n] = TensorInfo(n, shape, dtype, "temp")
-                var_name[var] = n
-            elif isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.GlobalVar):
-                lowered.calls.append(KernelCall(value.op.name_hint, [tensor_of(a) for a in value.args]))
-            elif isinstance(value, relax.Call) and value.op.same_as(reshape_op):
-                src = tensor_of(value.args[0])
-                shape, dtype = _shape_dtype(var.ty)
-                n = f"t{len(tensors)}"
-                tensors[n] = TensorInfo(n, shape, dtype, "view", alias_of=src)
-                var_name[var] = n
-            elif isinstance(value, relax.Var):
-                var_name[var] = tensor_of(value)
-            elif isinstance(value, relax.Tuple):
-                var_name[var] = [tensor_of(f) for f in value.fields]
-            elif isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op):
-                raise UnsupportedOpError(value.op.name, "micro",
-                                         "try --backend tvm or --backend iree on a CPU target",
-                                         detail="no TIR legalization for it")
-            else:
-                raise UnsupportedOpError(type(value).__name__, "micro", detail=str(value)[:200])
+    def _new_tensor(self, var, kind: str, alias_of: str | None = None) -> None:
+        shape, dtype = _shape_dtype(var.ty)
+        n = f"t{len(self.tensors)}"
+        self.tensors[n] = TensorInfo(n, shape, dtype, kind, alias_of=alias_of)
+        self.var_name[var] = n
 
-    result = body.body
-    outs = var_name[result] if isinstance(result, relax.Var) else (
-        [tensor_of(f) for f in result.fields] if isinstance(result, relax.Tuple) else [tensor_of(result)])
-    if isinstance(outs, str):
-        outs = [outs]
-    for i, n in enumerate(outs):
-        root = lowered.root(n)
-        if tensors[root].kind != "temp":
-            # an output that is an input, a weight or already an output: the AOT code has to copy it
-            raise UnsupportedOpError("identity output", "micro",
-                                     detail=f"output {i} is {tensors[root].kind} {root}, not computed by a kernel")
-        tensors[root].kind = "output"
-        lowered.outputs.append(n)
+    def read_binding(self, var, value) -> None:
+        import tvm
+        from tvm import relax
+
+        if isinstance(value, relax.Call) and value.op.same_as(self.alloc_op):
+            self._new_tensor(var, "temp")
+        elif isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.GlobalVar):
+            self.lowered.calls.append(KernelCall(value.op.name_hint, [self.tensor_of(a) for a in value.args]))
+        elif isinstance(value, relax.Call) and value.op.same_as(self.reshape_op):
+            self._new_tensor(var, "view", alias_of=self.tensor_of(value.args[0]))
+        elif isinstance(value, relax.Var):
+            self.var_name[var] = self.tensor_of(value)
+        elif isinstance(value, relax.Tuple):
+            self.var_name[var] = [self.tensor_of(f) for f in value.fields]
+        elif isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op):
+            raise UnsupportedOpError(value.op.name, "micro", "try --backend tvm or --backend iree on a CPU target",
+                                     detail="no TIR legalization for it")
+        else:
+            raise UnsupportedOpError(type(value).__name__, "micro", detail=str(value)[:200])
+
+    def read_outputs(self, result) -> None:
+        from tvm import relax
+
+        outs = self.var_name[result] if isinstance(result, relax.Var) else (
+            [self.tensor_of(f) for f in result.fields] if isinstance(result, relax.Tuple) else
+            [self.tensor_of(result)])
+        if isinstance(outs, str):
+            outs = [outs]
+        for i, n in enumerate(outs):
+            root = self.lowered.root(n)
+            if self.tensors[root].kind != "temp":
+                # an output that is an input, a weight or already an output: the AOT code has to copy it
+                raise UnsupportedOpError("identity output", "micro",
+                                         detail=f"output {i} is {self.tensors[root].kind} {root}, not computed by a "
+                                                "kernel")
+            self.tensors[root].kind = "output"
+            self.lowered.outputs.append(n)
 
 
 def _is_tensor_const(expr) -> bool:
