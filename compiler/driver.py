@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import platform
 import re
 import shutil
@@ -66,6 +67,8 @@ def compile(model, example_inputs=None, target: str = "host", backend: str | Non
         if not keep_intermediates:
             shutil.rmtree(tmp / "work", ignore_errors=True)
         manifest = _manifest(loaded, tgt, be, opts, artifact, compile_s, io)
+        # the calls ran in the temp folder; recorded against the folder the bundle is renamed to, they paste
+        manifest["compile"] = _replace_paths(manifest["compile"], str(tmp), os.path.abspath(out))
         if validate:
             log("validating against " + loaded.reference_name)
             manifest["validation"] = _validate(Bundle(tmp, manifest), loaded, inputs, ref_outputs, tolerance)
@@ -74,6 +77,17 @@ def compile(model, example_inputs=None, target: str = "host", backend: str | Non
             manifest["quantization"] = _quantization_section(Bundle(tmp, manifest), loaded, validate)
         write_manifest(tmp, manifest)
     return Bundle.load(out)
+
+
+def _replace_paths(obj, old: str, new: str):
+    """`obj` (JSON data) with every `old` path prefix in its strings replaced by `new`."""
+    if isinstance(obj, str):
+        return obj.replace(old, new)
+    if isinstance(obj, list):
+        return [_replace_paths(x, old, new) for x in obj]
+    if isinstance(obj, dict):
+        return {k: _replace_paths(v, old, new) for k, v in obj.items()}
+    return obj
 
 
 def _check_request(tgt, backend, board, options, extra_flags, name, output, force, quantize, calibration):

@@ -93,6 +93,14 @@ def run_tool(argv: list[str], cwd: str | Path | None = None, timeout: float | No
     return out
 
 
+def run_recorded(argv: list[str], calls: list[str], cwd: str | Path | None = None, **kwargs
+                 ) -> subprocess.CompletedProcess:
+    """run_tool, after appending the call's one-line repro to `calls` (a stage's record of what it ran, which goes
+    into the manifest), so the record holds the failing call too."""
+    calls.append(repro_line(argv, cwd))
+    return run_tool(argv, cwd=cwd, **kwargs)
+
+
 def _text(b) -> str:
     if b is None:
         return ""

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgecc.errors import BudgetError, ToolError
-from edgecc.tools import repro_line, run_tool
+from edgecc.tools import repro_line, run_recorded, run_tool
 
 RUNTIME_C = Path(__file__).resolve().parents[2] / "runtime" / "c"
 LIB_SOURCES = ["src/workspace.c"]
@@ -128,18 +128,15 @@ def build_firmware(workdir: Path, target, board, kernel_files: list[str], opt: s
     members = [str(objdir / (Path(n).stem + ".o")) for n, _ in lib_srcs] + [str(workdir / o) for o in lib_objs]
     lib = workdir / "libmodel.a"
     lib.unlink(missing_ok=True)
-    argv = ["arm-none-eabi-ar", "rcs", str(lib), *members]
-    calls.append(repro_line(argv, workdir))
-    run_tool(argv, cwd=workdir)
+    run_recorded(["arm-none-eabi-ar", "rcs", str(lib), *members], calls, cwd=workdir)
 
     (workdir / "firmware.ld").write_text(linker_script(target, board, stack_bytes))
     argv = [gcc, *cpu_flags(target), "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs",
             "-Wl,--gc-sections", f"-Wl,-Map={workdir / 'firmware.map'}", f"-T{workdir / 'firmware.ld'}",
             *[str(objdir / (Path(n).stem + ".o")) for n, _ in fw_srcs], str(lib), "-lm",
             "-o", str(workdir / "firmware.elf")]
-    calls.append(repro_line(argv, workdir))
     try:
-        run_tool(argv, cwd=workdir)
+        run_recorded(argv, calls, cwd=workdir)
     except ToolError as e:
         m = re.search(r"region `(\w+)' overflowed by (\d+) bytes", e.stderr or "")
         if m:
@@ -149,9 +146,8 @@ def build_firmware(workdir: Path, target, board, kernel_files: list[str], opt: s
                               f"{have} KB; try --quantize int8 or a board with more {region}") from None
         raise
     for fmt, ext in (("binary", "bin"), ("ihex", "hex")):
-        argv = ["arm-none-eabi-objcopy", "-O", fmt, str(workdir / "firmware.elf"), str(workdir / f"firmware.{ext}")]
-        calls.append(repro_line(argv, workdir))
-        run_tool(argv, cwd=workdir)
+        run_recorded(["arm-none-eabi-objcopy", "-O", fmt, str(workdir / "firmware.elf"),
+                      str(workdir / f"firmware.{ext}")], calls, cwd=workdir)
     shutil.rmtree(objdir)
 
     sections = elf_sections(workdir / "firmware.elf")
