@@ -32,6 +32,6 @@ def test_wheel_installs_only_edgecc(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/")[0] for n in names if not n.startswith("edgecc-")}
     assert top == {"edgecc"}, top
-    for sub in ("compiler/cli.py", "compiler/backends/iree.py", "targets/host.toml", "runtime/bench.py",
+    for sub in ("compiler/cli.py", "compiler/backends/iree/backend.py", "targets/host.toml", "runtime/bench.py",
                 "models/zoo.py"):
         assert f"edgecc/{sub}" in names
