@@ -19,7 +19,7 @@ from edgecc.errors import TargetError
 # name -> module that registers it. Importing the module is deferred until the backend is used, so
 # `import edgecc` works with no toolchain installed.
 BACKEND_MODULES = {
-    "iree": "edgecc.compiler.backends.iree",
+    "iree": "edgecc.compiler.backends.iree.backend",
     "tvm": "edgecc.compiler.backends.tvm",
     "micro": "edgecc.compiler.backends.micro",
     "tensorrt": "edgecc.compiler.backends.tensorrt",

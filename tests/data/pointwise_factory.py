@@ -1,5 +1,5 @@
 """An inverted-residual tail like MobileNetV2's last stage (7x7, 960 channels): its projection is a matmul with a
-960-long reduction, which the host target data-tiles (iree_layout.hint_matmul_data_tiling_text)."""
+960-long reduction, which the host target data-tiles (iree/passes/matmul_data_tiling_hints.py)."""
 import torch
 from torch import nn
 

@@ -1,9 +1,10 @@
-"""The whole-graph channels-last rewrite (compiler/channels_last.py), checked in PyTorch on exported graphs."""
+"""The whole-graph channels-last rewrite (compiler/backends/iree/passes/channels_last_graph.py), checked in PyTorch
+on exported graphs."""
 
 import torch
 from torch import nn
 
-from edgecc.compiler.channels_last import channels_last
+from edgecc.compiler.backends.iree.passes.channels_last_graph import channels_last
 
 aten = torch.ops.aten
 

@@ -1,9 +1,7 @@
-"""The NHWC rewrite of depthwise convolutions and pooling (compiler/backends/iree_layout.py): the rewritten
-module must compile with the real iree-compile and give PyTorch's numbers."""
+"""The IREE backend's text rewrites of the imported module (compiler/backends/iree/passes/), on module text alone:
+no toolchain. tests/integration/test_iree_passes.py compiles the rewritten modules for real."""
 
-import json
-
-from edgecc.compiler.backends.iree_layout import (
+from edgecc.compiler.backends.iree.passes import (
     few_channel_conv_count,
     hint_conv_data_tiling_text,
     hint_matmul_data_tiling_text,
@@ -16,7 +14,6 @@ from edgecc.compiler.backends.iree_layout import (
     widen_conv_tiles_text,
     widen_matmul_tiles_text,
 )
-from tests.conftest import DATA, edgecc_cli
 
 DW = ("    %13 = linalg.depthwise_conv_2d_nchw_chw {dilations = dense<1> : vector<2xi64>, strides = dense<2> : "
       "vector<2xi64>} ins(%padded_3, %collapsed : tensor<1x96x114x114xf32>, tensor<96x3x3xf32>) "
@@ -33,23 +30,6 @@ def test_rewrite_text_shapes_and_untouched_lines():
     # a form the rewrite does not know (another result arity, an attribute it does not parse) stays as it was
     odd = DW.replace("-> tensor<1x96x56x56xf32>", "")
     assert rewrite_text(odd + "\n") == (odd + "\n", 0)
-
-
-def test_rewritten_module_compiles_and_matches_pytorch(tmp_path):
-    for flag, expected in (("1", 4), ("0", None)):
-        out = tmp_path / f"layout-{flag}"
-        p = edgecc_cli("compile", f"{DATA / 'layout_factory.py'}:build", "--target", "host", "--backend", "iree",
-                       "--option", f"nhwc_rewrite={flag}", "-o", out)
-        assert p.returncode == 0, p.stderr
-        m = json.loads((out / "manifest.json").read_text())
-        assert m["artifact"]["info"].get("nhwc_rewrites") == expected  # 2 depthwise, max pool, avg pool
-        assert m["validation"]["passed"] and m["validation"]["max_abs_error"] < 1e-4
-
-
-def test_bad_option_value(tmp_path):
-    p = edgecc_cli("compile", f"{DATA / 'layout_factory.py'}:build", "--target", "host", "--backend", "iree",
-                   "--option", "nhwc_rewrite=maybe", "-o", tmp_path / "x")
-    assert p.returncode != 0 and "nhwc_rewrite=maybe" in p.stderr and not (tmp_path / "x").exists()
 
 
 STEM = ("    %2 = linalg.conv_2d_nchw_fchw {dilations = dense<1> : vector<2xi64>, strides = dense<2> : vector<2xi64>} "
@@ -97,23 +77,6 @@ def test_spatial_conv_share():
     assert spatial_conv_share("") == 0.0
 
 
-def test_space_to_depth_compiles_and_matches_pytorch(tmp_path):
-    """7x7/2 on RGB and 5x5/3 on one channel, odd image sizes (input padded and sliced), with conv data tiling on;
-    a wrong phase order fails this (checked by mutating the filter permutation)."""
-    for graph in ("0", "1"):  # the strided 1x1 follows a 3x3 conv, so the channels-last graph keeps it a conv
-        out = tmp_path / f"stem-{graph}"
-        p = edgecc_cli("compile", f"{DATA / 'stem_factory.py'}:build", "--target", "host", "--backend", "iree",
-                       "--option", "conv_data_tiling=1", "--option", "space_to_depth=1", "--option",
-                       f"nhwc_graph={graph}", "-o", out)
-        assert p.returncode == 0, p.stderr
-        m = json.loads((out / "manifest.json").read_text())
-        assert m["artifact"]["info"]["conv_data_tiling"] == {"enabled": True, "why": "conv_data_tiling=1",
-                                                              "space_to_depth_convs": 2, "max_pools_as_slices": 1}
-        assert m["artifact"]["info"]["nhwc_rewrites"] == 2  # the strided 1x1 and the max pool
-        v = m["validation"]
-        assert v["passed"] and v["max_abs_error"] < 1e-5 and v["max_rel_error"] < 1e-4
-
-
 POOL = ("    %edgecc_nhwc0_r = linalg.pooling_nhwc_max {dilations = dense<1> : vector<2xi64>, strides = dense<2> : "
         "vector<2xi64>} ins(%edgecc_nhwc0_x, %7 : tensor<1x114x114x64xf32>, tensor<3x3xf32>) "
         "outs(%edgecc_nhwc0_o : tensor<1x56x56x64xf32>) -> tensor<1x56x56x64xf32>")
@@ -136,21 +99,6 @@ def test_max_pool_slices_text():
         assert max_pool_slices_text(other + "\n") == (other + "\n", 0)
 
 
-def test_conv_data_tiling_auto_and_bad_values(tmp_path):
-    # ds-cnn is depthwise/pointwise heavy (12% dense k>1 MACs): auto leaves data tiling off
-    out = tmp_path / "auto"
-    p = edgecc_cli("compile", "ds-cnn", "--target", "host", "--backend", "iree", "-o", out)
-    assert p.returncode == 0, p.stderr
-    tiling = json.loads((out / "manifest.json").read_text())["artifact"]["info"]["conv_data_tiling"]
-    assert tiling["enabled"] is False and tiling["why"].startswith("auto: dense k>1 convolutions do ")
-    for bad in ("conv_data_tiling=sometimes", "space_to_depth=2", "max_pool_slices=x", "conv_vector_n=48",
-                "conv_data_tiling_min_channels=-1"):
-        p = edgecc_cli("compile", f"{DATA / 'layout_factory.py'}:build", "--target", "host", "--backend", "iree",
-                       "--option", bad, "-o", tmp_path / "x")
-        assert p.returncode != 0 and bad in p.stderr and not (tmp_path / "x").exists()
-        assert len(p.stderr.strip().splitlines()) == 1
-
-
 MATMUL = ("    %196 = linalg.matmul ins(%collapsed_231, %cst_19 : tensor<49x960xf32>, tensor<960x160xf32>) "
           "outs(%181 : tensor<49x160xf32>) -> tensor<49x160xf32>")
 
@@ -166,29 +114,6 @@ def test_matmul_data_tiling_hint_only_on_long_reductions():
     assert hint_matmul_data_tiling_text(MATMUL.replace("x160x", "x40x").replace("x160xf32", "x40xf32") + "\n",
                                         wide_n=32)[1] == 1
     assert hint_matmul_data_tiling_text(MATMUL.replace("49x", "196x") + "\n", wide_n=32)[1] == 1
-
-
-def test_channels_last_graph_compiles_and_matches_pytorch(tmp_path):
-    """MobileNetV2's last stage: 1x1 convolutions as matmuls (the 960-long one data-tiled with ukernels), BatchNorm
-    folded, the depthwise conv NHWC; and the same model with the graph rewrite off."""
-    for flag in ("1", "0"):
-        out = tmp_path / f"graph-{flag}"
-        p = edgecc_cli("compile", f"{DATA / 'pointwise_factory.py'}:build", "--target", "host", "--backend", "iree",
-                       "--option", f"nhwc_graph={flag}", "-o", out)
-        assert p.returncode == 0, p.stderr
-        m = json.loads((out / "manifest.json").read_text())
-        info = m["artifact"]["info"]
-        if flag == "1":
-            assert info["nhwc_graph"] == {"matmuls": 2, "convs": 1, "pools": 0, "folded_batchnorms": 3,
-                                          "nchw_fallbacks": 0}
-            assert info["matmul_data_tiling_hints"] == 1
-            assert info["matmul_vector_tiles"] == {"vector_n": 32, "widened": 1}  # the 49x960x16 expansion
-            assert "--iree-opt-data-tiling" in m["compile"]["flags"]
-        else:
-            assert "nhwc_graph" not in info and "matmul_data_tiling_hints" not in info
-            assert "matmul_vector_tiles" not in info  # no plain matmul left but the 1-row classifier
-        v = m["validation"]
-        assert v["passed"] and v["max_abs_error"] < 1e-4 and v["max_rel_error"] < 1e-3
 
 
 def _configured(name: str, m: int, n: int, k: int, tiles: str, extra: str = "") -> str:
@@ -231,14 +156,6 @@ def test_matmul_tile_configs_and_widening():
     assert got[1:] == lines[1:]
     assert widen_matmul_tiles_text(text, configs, 16) == (text, 0)  # already that wide
     assert widen_matmul_tiles_text(text, configs, 128)[1] == 0  # 64 is not a multiple of 128
-
-
-def test_matmul_vector_n_bad_value(tmp_path):
-    for value in ("x", "12", "-32"):
-        p = edgecc_cli("compile", f"{DATA / 'pointwise_factory.py'}:build", "--target", "host", "--backend", "iree",
-                       "--option", f"matmul_vector_n={value}", "-o", tmp_path / "x")
-        assert p.returncode != 0 and f"matmul_vector_n={value}" in p.stderr and not (tmp_path / "x").exists()
-        assert len(p.stderr.strip().splitlines()) == 1
 
 
 NHWC_CONV = ("    %{r} = linalg.conv_2d_nhwc_hwcf {{dilations = dense<1> : vector<2xi64>, strides = dense<{s}> : "
@@ -287,25 +204,3 @@ def test_widen_conv_tiles_text():
     assert text.count("vector_common_parallel = [1, 1, 8, 32, 0, 0, 0]") == 2  # dispatch 0 and 2
     assert wide.replace(", 16]>", ", 32]>").replace("8, 16, 0", "8, 32, 0") in text  # the conv and its consumers
     assert "".join(cases) in text
-
-
-def test_direct_convs_compile_and_match_pytorch(tmp_path):
-    """With data tiling on, the few-channel convolutions stay direct (hints on the others); with it off, the direct
-    convolutions get the wide vector tile (resnet8's 32- and 64-channel convs), built from the rewritten tile
-    configurations."""
-    out = tmp_path / "stem"
-    p = edgecc_cli("compile", f"{DATA / 'stem_factory.py'}:build", "--target", "host", "--backend", "iree",
-                   "--option", "conv_data_tiling=1", "-o", out)
-    assert p.returncode == 0, p.stderr
-    m = json.loads((out / "manifest.json").read_text())
-    assert m["artifact"]["info"]["conv_data_tiling"]["direct_few_channel_convs"] == 2
-    assert "space_to_depth_convs" not in m["artifact"]["info"]["conv_data_tiling"]
-    assert m["validation"]["passed"] and m["validation"]["max_abs_error"] < 1e-5
-    out = tmp_path / "r8"
-    p = edgecc_cli("compile", "resnet8", "--target", "host", "--backend", "iree", "--option", "conv_data_tiling=0",
-                   "-o", out)
-    assert p.returncode == 0, p.stderr
-    m = json.loads((out / "manifest.json").read_text())
-    assert m["artifact"]["info"]["conv_vector_tiles"]["widened"] >= 2
-    assert any("--compile-from=executable-configurations" in c for c in m["compile"]["calls"])
-    assert m["validation"]["passed"] and m["validation"]["max_abs_error"] < 1e-4

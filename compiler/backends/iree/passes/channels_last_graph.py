@@ -9,7 +9,7 @@ depthwise layers. Here the graph is made NHWC once, at the ATen level, so there 
 - a 1x1 convolution (stride s: a strided slice first) becomes a matmul of the [N·H·W, C] activations with a
   constant C×F weight: linalg.matmul, which IREE tiles (and data-tiles) as a GEMM;
 - other convolutions and pooling pad in NHWC and run between a pair of permutes, which cancel against the
-  ones edgecc's NHWC rewrite (iree_layout.py) and IREE's channels-last pass put around them;
+  ones edgecc's NHWC rewrite (nhwc_convs.py) and IREE's channels-last pass put around them;
 - elementwise ops run in whichever layout their inputs have; `linear` gets a constant K×N weight;
 - anything else gets its inputs back in NCHW, so every op the pass does not know stays correct.
 

@@ -1,0 +1,130 @@
+"""IREE: torch.export → torch-mlir FX importer (linalg-on-tensors) → the rewrites of pipeline.py → iree-compile →
+.vmfb.
+
+ONNX sources go through iree-import-onnx instead of torch-mlir. Flags come from the target file; the
+`host` CPU is resolved to its LLVM name at compile time and recorded, since such an artifact only runs on a
+CPU with the same features.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgecc.compiler.artifact import Artifact, CompileOptions
+from edgecc.compiler.backends import register_backend
+from edgecc.errors import CannotRunHere, EdgeccError
+from edgecc.targets.host_cpu import cpu_isa_flags, host_cpu_name
+from edgecc.tools import find_tool, package_version, repro_line, run_tool
+
+from .cuda import flag_value, inspect_cuda_vmfb
+from .device_scripts import write_device_scripts
+from .importer import entry_function, import_model, raise_if_unsupported
+from .options import OPTIONS, IreeOptions
+from .pipeline import MODULE_PASSES, TILE_PASSES, Build, run_passes
+
+# the passes' artifact info sections, in the manifest's order
+_PASS_INFO = ("nhwc_rewrites", "nhwc_graph", "matmul_data_tiling_hints", "matmul_vector_tiles", "conv_vector_tiles",
+              "conv_data_tiling")
+
+
+@register_backend("iree")
+class IreeBackend:
+    # --option keys (the target file's [backends.iree] may set them too); --flag goes to iree-compile
+    OPTIONS = OPTIONS
+    TAKES_FLAGS = True
+
+    def compile(self, model, target, workdir: Path, options: CompileOptions) -> Artifact:
+        cfg = target.backend("iree")
+        opts = IreeOptions.parse(options.options, cfg.options)
+        work = workdir / "work"
+        work.mkdir(exist_ok=True)
+        mlir = work / "model.mlir"
+        call, graph_stats = import_model(model, mlir, workdir, opts.nhwc_graph)
+        build = Build(mlir, workdir, opts, flags=list(cfg.flags), calls=[call], graph_stats=graph_stats)
+        if graph_stats is not None:
+            build.info["nhwc_graph"] = graph_stats
+        run_passes(MODULE_PASSES, build)
+        build.flags += list(options.extra_flags)
+        try:
+            run_passes(TILE_PASSES, build)
+            argv = build.compile_argv(workdir / "model.vmfb")
+            run_tool(argv, cwd=workdir, timeout=3600)
+        except Exception as e:
+            raise_if_unsupported(str(getattr(e, "stderr", "")) or str(e), "iree")
+            raise
+        build.calls.append(repro_line([find_tool("iree-compile")] + argv[1:]))
+        info = self._info(cfg, build)
+        files = ["model.vmfb"]
+        if opts.check_variant_flags:
+            files.append(self._check_variant(build, info, options.extra_flags))
+        if info["driver"] == "cuda":
+            info["cuda"] = inspect_cuda_vmfb(workdir / "model.vmfb", flag_value(build.flags, "--iree-cuda-target"))
+        files += write_device_scripts(workdir, info, len(model.example_inputs), len(model.output_names))
+        return Artifact(files=files, entry="model.vmfb", calls=build.calls, flags=build.flags, info=info)
+
+    def _info(self, cfg, build: Build) -> dict:
+        """The artifact info: how to run it, and what the passes did."""
+        info = {"driver": cfg.driver or "local-task", "function": entry_function(build.mlir),
+                "device_runtime": f"pip install iree-base-runtime=={package_version('iree-base-runtime')}"}
+        if "--iree-llvmcpu-target-cpu=host" in build.flags:
+            # target-cpu=host code uses every ISA extension of this CPU: record them, runners check them
+            info["host_cpu"] = host_cpu_name()
+            info["host_cpu_isa"] = cpu_isa_flags()
+        info.update((key, build.info[key]) for key in _PASS_INFO if key in build.info)
+        if build.options.note:
+            info["note"] = build.options.note
+        return info
+
+    def _check_variant(self, build: Build, info: dict, extra_flags) -> str:
+        """A second build whose numerics can be checked here (e.g. a generic Vulkan profile on lavapipe); its
+        file."""
+        opts = build.options
+        vflags = list(opts.check_variant_flags) + list(extra_flags)
+        vargv = ["iree-compile", str(build.mlir), *vflags, "-o", str(build.workdir / "model.check.vmfb")]
+        run_tool(vargv, cwd=build.workdir, timeout=3600)
+        build.calls.append(repro_line([find_tool("iree-compile")] + vargv[1:]))
+        driver = info["driver"] if opts.check_variant_driver is None else opts.check_variant_driver
+        info["check_variant"] = {"file": "model.check.vmfb", "flags": vflags, "driver": driver,
+                                 "device": opts.check_variant_device}
+        return "model.check.vmfb"
+
+    def runner(self, bundle):
+        """Where this bundle runs from here: the host CPU, qemu-aarch64, or a Vulkan check variant on lavapipe."""
+        from edgecc.runtime.local import IreeLocalRunner, IreeToolRunner
+
+        info, target = bundle.manifest["artifact"]["info"], bundle.manifest["target"]
+        arch = target["triple"].split("-")[0]
+        if info["driver"] in ("local-task", "local-sync"):
+            if arch == "x86_64":
+                return IreeLocalRunner(bundle)
+            if arch == "aarch64":
+                from edgecc.runtime.qemu_user import iree_qemu_runner
+
+                return iree_qemu_runner(bundle)
+            raise CannotRunHere(f"no emulator for {target['triple']} here")
+        if info["driver"] == "cuda" and arch == "x86_64" and _iree_device_exists("cuda"):
+            return IreeLocalRunner(bundle)  # a CUDA GPU on this machine (tests/device)
+        variant = info.get("check_variant")
+        if variant:
+            runner = IreeToolRunner(bundle, bundle.path / variant["file"], variant["driver"],
+                                    where=variant["device"] or variant["driver"])
+            accel = target.get("accelerator") or {}
+            runner.note = (f"checked: {variant['file']}; {bundle.manifest['artifact']['entry']} "
+                           f"({accel.get('arch', '')}) numerics not checked: needs {accel.get('name') or 'the device'}")
+            return runner
+        accel = target.get("accelerator") or {}
+        raise CannotRunHere(f"needs {accel.get('name') or accel.get('arch') or info['driver']} "
+                            f"({info['driver']} device)")
+
+    def versions(self) -> dict[str, str]:
+        return {p: package_version(p) for p in ("iree-base-compiler", "iree-base-runtime", "torch-mlir", "torch")}
+
+
+def _iree_device_exists(driver: str) -> bool:
+    """Whether this machine's IREE runtime sees a device of that driver (e.g. a CUDA GPU); no IREE tools: no."""
+    from edgecc.runtime.local import iree_device_available
+
+    try:
+        return iree_device_available(driver)
+    except EdgeccError:
+        return False

@@ -1,0 +1,47 @@
+"""The IREE backend's options (compiler/backends/iree/options.py): the user's over the target's, checked once."""
+
+import pytest
+
+from edgecc.compiler.backends.iree import IreeBackend, IreeOptions
+from edgecc.errors import TargetError
+
+
+def test_user_over_target_and_defaults():
+    target = {"nhwc_rewrite": True, "matmul_vector_n": 32, "conv_data_tiling": "auto",
+              "conv_data_tiling_min_channels": 8, "matmul_data_tiling_flags": ["--iree-opt-data-tiling"]}
+    o = IreeOptions.parse({"nhwc_rewrite": "0", "conv_vector_n": "16", "conv_data_tiling": "ON"}, target)
+    assert (o.nhwc_rewrite, o.nhwc_graph, o.matmul_vector_n, o.conv_vector_n) == (False, False, 32, 16)
+    assert o.conv_data_tiling == "on" and o.conv_data_tiling_min_channels == 8
+    assert o.space_to_depth is None and o.max_pool_slices is None  # decided with data tiling
+    assert o.matmul_data_tiling_flags == ("--iree-opt-data-tiling",)
+    assert IreeOptions.parse({}, {}).conv_data_tiling is None
+    # space_to_depth and max_pool_slices are the user's only
+    assert IreeOptions.parse({}, {"space_to_depth": True}).space_to_depth is None
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("nhwc_rewrite=maybe", "--option nhwc_rewrite=maybe: expected 1/0 (true/false)"),
+    ("conv_data_tiling=sometimes", "--option conv_data_tiling=sometimes: expected 1/0 (true/false) or auto"),
+    ("space_to_depth=2", "--option space_to_depth=2: expected 1/0 (true/false)"),
+    ("matmul_vector_n=12", "--option matmul_vector_n=12: expected 0 (off) or a power of two from 8 to 64"),
+    ("conv_vector_n=48", "--option conv_vector_n=48: expected 0 (off) or a power of two from 8 to 64"),
+    ("conv_data_tiling_min_channels=-1",
+     "--option conv_data_tiling_min_channels=-1: expected a whole number of channels, 0 or more"),
+])
+def test_bad_values_one_line(bad, message):
+    key, value = bad.split("=")
+    with pytest.raises(TargetError) as e:
+        IreeOptions.parse({key: value}, {})
+    assert str(e.value) == message
+
+
+def test_unknown_key_lists_the_valid_ones():
+    with pytest.raises(TargetError, match=r"unknown iree option\(s\) tile; valid iree options: conv_data_tiling, "):
+        IreeOptions.parse({"tile": "1"}, {})
+
+
+def test_backend_options_are_the_dataclass_user_keys():
+    assert list(IreeBackend.OPTIONS) == ["nhwc_rewrite", "nhwc_graph", "conv_data_tiling",
+                                         "conv_data_tiling_min_channels", "space_to_depth", "max_pool_slices",
+                                         "matmul_vector_n", "conv_vector_n"]
+    assert all(IreeBackend.OPTIONS.values())
