@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import re
 from pathlib import Path
 
 from edgecc.compiler.artifact import Artifact, CompileOptions
 from edgecc.compiler.backends import register_backend
-from edgecc.errors import BudgetError, BundleError, CannotRunHere, TargetError, require
+from edgecc.errors import BudgetError, TargetError, require
 
 HARNESS_IO_BYTES_NOTE = "harness input/output buffers"
 
@@ -117,19 +116,6 @@ class MicroBackend:
         }
         return Artifact(files=files, entry="firmware.elf", calls=[built.call, *fw.calls],
                         flags=cpu_flags(target) + [opts.get("opt", "-O2"), *options.extra_flags], info=info)
-
-    def runner(self, bundle):
-        from edgecc.compiler.micro.qemu import QemuCortexMRunner
-
-        info = bundle.manifest["artifact"]["info"]
-        machine = info.get("qemu_machine")
-        if machine and not (isinstance(machine, str) and re.fullmatch(r"[a-z0-9][a-z0-9.-]*", machine)):
-            raise BundleError(f"bundle {bundle.path.name}: qemu_machine {machine!r} is not a QEMU machine name (the "
-                              "manifest was edited?); recompile the bundle")
-        if not info.get("qemu_machine"):
-            raise CannotRunHere(f"board {info['board']} is real hardware and cannot run here; flash it with: "
-                              f"{info.get('flash_command') or '(no flash command in the target file)'}")
-        return QemuCortexMRunner(Path(bundle.path) / "firmware.elf", info["qemu_machine"], info["io"])
 
     def versions(self) -> dict:
         from edgecc.tools import run_tool
