@@ -68,6 +68,7 @@ def measure(kind: str, facts: dict, a, iters: int) -> list[float]:
     (runtime/bench.py), ONNX Runtime and PyTorch through the baselines' worker (runtime/baselines.py), which runs
     the bundle's model on its reference input."""
     from edgecc.bundle import Bundle
+    from edgecc.compiler.frontends import load_model
     from edgecc.runtime.baselines import run_baselines
     from edgecc.runtime.bench import bench_bundle
 
@@ -75,7 +76,7 @@ def measure(kind: str, facts: dict, a, iters: int) -> list[float]:
         return list(bench_bundle(Bundle.load(facts[kind]["bundle"]), warmup=a.warmup, iters=iters,
                                  threads=a.threads).samples)
     ref = Bundle.load(facts["iree" if "iree" in facts else "tvm"]["bundle"])
-    [base] = run_baselines(ref, [kind], "host", a.warmup, iters, a.threads, None)
+    [base] = run_baselines(ref, [kind], "host", a.warmup, iters, a.threads, None, load_model=load_model)
     if base["status"] != "ok":
         raise RuntimeError(base["reason"])
     return base["timing"]["samples"]

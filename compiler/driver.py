@@ -171,7 +171,7 @@ def check_backend_options(be, backend: str, options: dict, extra_flags) -> None:
 def _validate(bundle: Bundle, loaded, inputs, ref_outputs, tolerance) -> dict:
     try:
         runner = bundle.runner()
-        run_where = getattr(runner, "where", "host")
+        run_where = runner.where
         outputs = runner.run(inputs)
     except CannotRunHere as e:
         return {"status": f"not run: {e}"}
@@ -182,7 +182,7 @@ def _validate(bundle: Bundle, loaded, inputs, ref_outputs, tolerance) -> dict:
         raise ValidationError(f"{loaded.name} on {bundle.manifest['target']['name']}/{bundle.backend} does not "
                               f"match {loaded.reference_name}: {result.detail}; pass --no-validate to keep it "
                               "anyway, or report the model")
-    note = {"note": runner.note} if getattr(runner, "note", "") else {}
+    note = {"note": runner.note} if runner.note else {}
     return {"status": "passed", "ran_on": run_where, "samples": 1, **note, **result.to_dict()}
 
 
@@ -194,7 +194,7 @@ def _quantization_section(bundle: Bundle, loaded, validate: bool) -> dict:
     if validate and loaded.dataset is not None:
         try:
             runner = bundle.runner()
-            where = getattr(runner, "where", "host")
+            where = runner.where
             outputs = predict_all(runner, loaded.dataset.x_test)
         except CannotRunHere as e:
             where = str(e)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from edgecc.errors import ModelError, first_line, require
-from edgecc.validate import check_inputs
+from edgecc.validate import check_inputs, flatten_outputs
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin")
 
@@ -87,14 +87,6 @@ class LoadedModel:
             "outputs": [{"name": n, "shape": list(o.shape), "dtype": str(o.dtype)}
                         for n, o in zip(self.output_names, outputs, strict=True)],
         }
-
-
-def flatten_outputs(out) -> list:
-    if isinstance(out, (list, tuple)):
-        return [t for o in out for t in flatten_outputs(o)]
-    if isinstance(out, dict):
-        return [t for o in out.values() for t in flatten_outputs(o)]
-    return [out]
 
 
 def load_model(source, example_inputs=None, input_shapes=None, name: str | None = None,

@@ -101,9 +101,9 @@ class Bundle:
 
     def runner(self):
         """The runner for this bundle on this machine (raises CannotRunHere with the reason if none)."""
-        from edgecc.compiler.backends import get_backend
+        from edgecc.runtime.runners import runner_for
 
-        return get_backend(self.backend).runner(self)
+        return runner_for(self)
 
     def __repr__(self) -> str:
         m = self.manifest

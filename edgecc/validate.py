@@ -74,6 +74,15 @@ def compare(outputs: list[np.ndarray], reference: list[np.ndarray], reference_na
     return Comparison(passed, max_abs, max_rel, top1, tol, reference_name, "; ".join(details))
 
 
+def flatten_outputs(out) -> list:
+    """A model's outputs as one flat list, whatever nesting of tuples, lists and dicts it returned them in."""
+    if isinstance(out, (list, tuple)):
+        return [t for o in out for t in flatten_outputs(o)]
+    if isinstance(out, dict):
+        return [t for o in out.values() for t in flatten_outputs(o)]
+    return [out]
+
+
 def check_inputs(inputs, expected: list[tuple], names: list[str]) -> None:
     """ModelError unless `inputs` match the expected (shape, dtype) pairs in count, shape and dtype."""
     from edgecc.errors import ModelError

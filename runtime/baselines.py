@@ -2,12 +2,17 @@
 reference input, each in its own process, with the same thread count, timed the same way (wall clock
 around each call). Only on this machine: elsewhere they say "not run: needs ..." instead of a number.
 
-    EDGECC_THREADS=N python -m edgecc.runtime.baselines ort BUNDLE --warmup 5 --iters 50   # worker: JSON
+Reading a model source is the compiler's frontends' job, not the runtime's: the caller passes its model loader
+(`edgecc.compiler.frontends.load_model`), and each worker process imports it by its module and name.
+
+    EDGECC_THREADS=N python -m edgecc.runtime.baselines ort BUNDLE --load edgecc.compiler.frontends:load_model \
+        --warmup 5 --iters 50   # worker: JSON
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import subprocess
@@ -27,7 +32,10 @@ WALL_CLOCK_BASELINE = "wall clock (time.perf_counter_ns around each call, own pr
 
 
 def run_baselines(bundle, names: list[str], device_kind: str, warmup: int, iters: int, threads: int,
-                  edgecc_p50: float | None, timeout: float = 900) -> list[dict]:
+                  edgecc_p50: float | None, timeout: float = 900, *, load_model) -> list[dict]:
+    """Each baseline timed in its own worker process. `load_model(source, input_shapes=..., name=...)` loads the
+    bundle's model there (an importable module-level function: the workers import it by name)."""
+    loader = f"{load_model.__module__}:{load_model.__qualname__}"
     out = []
     for name in names:
         label = BASELINES[name]
@@ -35,8 +43,8 @@ def run_baselines(bundle, names: list[str], device_kind: str, warmup: int, iters
             out.append({"name": label, "status": "not run",
                         "reason": f"not run: needs {label} on the device ({device_kind}); baselines run on the host"})
             continue
-        argv = [sys.executable, "-m", "edgecc.runtime.baselines", name, str(bundle.path), "--warmup", str(warmup),
-                "--iters", str(iters)]
+        argv = [sys.executable, "-m", "edgecc.runtime.baselines", name, str(bundle.path), "--load", loader,
+                "--warmup", str(warmup), "--iters", str(iters)]
         try:  # the same worker environment as edgecc's bundles get (runtime/bench.py)
             proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=worker_env(threads),
                                   preexec_fn=die_with_parent)
@@ -55,9 +63,9 @@ def run_baselines(bundle, names: list[str], device_kind: str, warmup: int, iters
     return out
 
 
-def _load(bundle):
-    from edgecc.compiler.frontends import load_model
-
+def _load(bundle, loader: str):
+    module, _, name = loader.partition(":")
+    load_model = getattr(importlib.import_module(module), name)
     m = bundle.manifest
     shapes = [tuple(i["shape"]) for i in m["io"]["inputs"]]
     return load_model(m["model"]["source"], input_shapes=shapes, name=m["model"]["name"])
@@ -102,17 +110,18 @@ def _worker(argv=None) -> int:
     p = argparse.ArgumentParser()
     p.add_argument("which", choices=sorted(BASELINES))
     p.add_argument("bundle")
+    p.add_argument("--load", required=True, help="module:function that loads a model source")
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--iters", type=int, default=50)
     a = p.parse_args(argv)
     threads = int(os.environ.get("EDGECC_THREADS", "0"))
     try:
         from edgecc.bundle import Bundle
-        from edgecc.compiler.frontends import flatten_outputs
+        from edgecc.validate import flatten_outputs
 
         bundle = Bundle.load(a.bundle)
         inputs = [np.ascontiguousarray(x) for x in bundle.reference_inputs()]
-        loaded = _load(bundle)
+        loaded = _load(bundle, a.load)
         with tempfile.TemporaryDirectory() as d:
             fn = _ort_session(loaded, threads, Path(d)) if a.which == "ort" else _torch_fn(loaded, threads)
             outs = fn(inputs)

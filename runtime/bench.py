@@ -11,10 +11,9 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 from edgecc.errors import BundleError, CannotRunHere, EdgeccError
-from edgecc.runtime.stats import WALL_CLOCK, Timing
+from edgecc.runtime.stats import Timing
 from edgecc.tools import die_with_parent
 
 # glibc's malloc puts its large blocks on transparent huge pages with this tunable (THP in `madvise` mode, the Debian
@@ -38,8 +37,8 @@ def worker_env(threads: int = 0) -> dict[str, str]:
 
 
 def bench_bundle(bundle, warmup: int = 5, iters: int = 50, threads: int = 0, timeout: float = 1800) -> Timing:
-    """Time a bundle where it runs from here, in a fresh worker process. Runners that time themselves
-    (emulators, device benchmark tools) provide `time()`; the others are timed around `run()`."""
+    """Time a bundle where it runs from here, in a fresh worker process, with its runner's `time()`: wall clock
+    around `run()` for most (runners.WallClockRunner), the emulator's or device tool's own measure for the others."""
     argv = [sys.executable, "-m", "edgecc.runtime.bench", str(bundle.path), "--warmup", str(warmup),
             "--iters", str(iters)]
     try:
@@ -66,26 +65,15 @@ def _worker(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--iters", type=int, default=50)
     a = p.parse_args(argv)
-    threads = os.environ.get("EDGECC_THREADS", "runtime default")
     try:
         bundle = Bundle.load(a.bundle)
         runner = bundle.runner()
         inputs = bundle.reference_inputs()
-        if hasattr(runner, "time"):
-            print(json.dumps(runner.time(inputs, a.warmup, a.iters)))
-            return 0
-        for _ in range(a.warmup):
-            runner.run(inputs)
-        samples = []
-        for _ in range(a.iters):
-            t0 = time.perf_counter_ns()
-            runner.run(inputs)
-            samples.append((time.perf_counter_ns() - t0) / 1e6)
+        timing = runner.time(inputs, a.warmup, a.iters)
     except EdgeccError as e:
         print(json.dumps({"error": str(e), "kind": type(e).__name__}))
         return 0
-    print(json.dumps({"samples": samples, "unit": "ms", "method": WALL_CLOCK, "warmup": a.warmup,
-                      "iterations": a.iters, "extra": {"threads": threads}}))
+    print(json.dumps(timing))
     return 0
 
 

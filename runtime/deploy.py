@@ -36,7 +36,7 @@ def _run_here(bundle, device: Device) -> dict:
     runner = bundle.runner()
     outputs = runner.run(bundle.reference_inputs())
     err = compare_outputs(bundle, outputs)
-    return {"device": device.text, "where": getattr(runner, "where", device.kind),
+    return {"device": device.text, "where": runner.where,
             "location": str(bundle.artifact().resolve()), "max_abs_error": err}
 
 

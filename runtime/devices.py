@@ -89,15 +89,15 @@ def bench_on_device(bundle, device: Device | None, warmup: int = 5, iters: int =
             check_local_device(bundle, device)
         return bench_bundle(bundle, warmup=warmup, iters=iters, threads=threads, timeout=timeout)
     if device.kind == "ssh":
-        from edgecc.runtime.ssh import SshBench
+        from edgecc.runtime.runners import SshBench
 
         return SshBench(bundle, device, ssh or SshOptions()).bench(warmup, iters, chunk=chunk, timeout=timeout,
                                                                      retries=retries, on_chunk=on_chunk)
     if device.kind == "rpc":
-        from edgecc.runtime.rpc import rpc_bench
+        from edgecc.runtime.runners import RpcBench
 
-        return rpc_bench(bundle, device, warmup, iters, chunk=chunk, timeout=timeout, retries=retries,
-                         on_chunk=on_chunk)
+        return RpcBench(bundle, device).bench(warmup, iters, chunk=chunk, timeout=timeout, retries=retries,
+                                              on_chunk=on_chunk)
     raise TargetError(f"--device {device.text} cannot time a bundle (a board is flashed with `edgecc deploy`; "
                       "time it with its own harness)")
 

@@ -1,4 +1,5 @@
-"""A native runner for TVM Relax-VM bundles on aarch64 Linux, and running it here under qemu-aarch64.
+"""A native runner for TVM Relax-VM bundles on aarch64 Linux (run here under qemu-aarch64 by
+edgecc.runtime.runners.TvmQemuRunner).
 
 `tvm_runner` (source: runtime/tvm_native/runner.cc) loads model.so with the TVM runtime, sets the Relax VM up as
 `tvm.relax.VirtualMachine(mod, tvm.cpu())` does, runs one function on .npy inputs and writes .npy outputs (or
@@ -20,10 +21,8 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
-
 from edgecc.errors import CannotRunHere, ToolError
-from edgecc.runtime.qemu_user import QEMU_EMULATED, QemuUserRunner, cache_dir, foreign_wheel
+from edgecc.runtime.wheels import cache_dir, foreign_wheel
 from edgecc.tools import run_tool
 
 TVM_FALLBACK = "0.27.0.post1"
@@ -111,57 +110,3 @@ def write_device_files(workdir: Path, n_inputs: int, function: str = "main", mod
     subst = {"@TVM_VERSION@": _installed("apache-tvm", TVM_FALLBACK), "@MODULE@": module, "@FUNCTION@": function,
              "@DEFAULT_INPUTS@": default_inputs(n_inputs)}
     return ["tvm_runner", *render_scripts(workdir, {"tvm_run.sh": "run.sh", "tvm_bench.sh": "bench.sh"}, subst)]
-
-
-class TvmQemuRunner(QemuUserRunner):
-    """Runs an aarch64 TVM bundle under qemu-aarch64: through the bundle's own run.sh / bench.sh and tvm_runner
-    when it carries them, else with the cached tvm_runner called directly (same command line)."""
-
-    def _tools(self):
-        m, t = self.bundle.manifest, self.transport
-        versions = m.get("versions", {})
-        platform, python = t.get("wheel_platform", PLATFORM), t.get("python", "3.11")
-        tvm_v, ffi_v = versions.get("apache-tvm"), versions.get("apache-tvm-ffi")
-        libdirs = runtime_libdirs(tvm_v, ffi_v, platform, python)
-        self.scripts = all((self.bundle.path / f).is_file() for f in ("run.sh", "bench.sh", "tvm_runner"))
-        self.binary = (self.bundle.path / "tvm_runner" if self.scripts
-                       else build_runner(None, tvm_v, ffi_v, platform, python))
-        self.module = self.bundle.path / m["artifact"]["entry"]
-        self.function = m["artifact"].get("info", {}).get("function", "main")
-        # TVM_LIBRARY_PATH: the scripts then need not look for (host) TVM through python3
-        return {"TVM_RUNNER": self.binary}, libdirs, {"TVM_LIBRARY_PATH": ":".join(str(d) for d in libdirs)}
-
-    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        if self.scripts:
-            return super().run(inputs)
-        n_out = len(self.bundle.manifest["io"]["outputs"])
-        with tempfile.TemporaryDirectory() as d:
-            work = Path(d)
-            files = self._save_inputs(work, inputs)
-            (work / "out").mkdir()
-            run_tool([*self.qemu_prefix(), str(self.binary), str(self.module), self.function, str(work / "out"),
-                      *files], timeout=1800)
-            return [np.load(work / "out" / f"output_{i}.npy") for i in range(n_out)]
-
-    def time(self, inputs, warmup: int, iters: int) -> dict:
-        with tempfile.TemporaryDirectory() as d:
-            work = Path(d)
-            files = self._save_inputs(work, inputs)
-            out = work / "bench.json"
-            if self.scripts:
-                run_tool(["sh", str(self.bundle.path / "bench.sh"), str(iters), str(out), str(warmup), *files],
-                         env=self._env(work), timeout=3600)
-                data = json.loads(out.read_text())
-            else:
-                proc = run_tool([*self.qemu_prefix(), str(self.binary), "--bench", str(iters), str(warmup),
-                                 str(self.module), self.function, "-", *files], timeout=3600)
-                data = json.loads(proc.stdout.strip().splitlines()[-1])
-        samples = [float(s) for s in data["samples_ms"]]
-        return {"samples": samples, "unit": "ms", "method": QEMU_EMULATED, "warmup": warmup,
-                "iterations": len(samples),
-                "extra": {"tool": "tvm_runner (steady_clock around each VM call)", "qemu_cpu": self.cpu,
-                          "via": "bundle bench.sh" if self.scripts else "cached tvm_runner"}}
-
-
-def tvm_qemu_runner(bundle) -> TvmQemuRunner:
-    return TvmQemuRunner(bundle)

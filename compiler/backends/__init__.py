@@ -4,10 +4,11 @@ A backend is one module that defines a class registered with `@register_backend(
 
     compile(model: LoadedModel, target: Target, workdir: Path, options: CompileOptions) -> Artifact
         Lower the model for `target` into files under `workdir` (the bundle's temp folder).
-    runner(bundle: Bundle) -> Runner
-        Something that runs the bundle's artifact where it can run from here (host, emulator).
     versions() -> dict[str, str]
         Versions of the tools it used, for the manifest.
+
+Where a compiled bundle runs from here is not the backend's business: edgecc.runtime.runners.runner_for chooses
+from the manifest, so a bundle runs with the runtime alone.
 """
 
 from __future__ import annotations

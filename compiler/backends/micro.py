@@ -5,7 +5,7 @@
     plan_arena (micro/plan.py)         one static arena, offsets by liveness, vs the lower bound
     emit_aot_c (micro/emit.py)         model.c / model.h: weights in flash, kernels called in order
     build_firmware (micro/link.py)     libmodel.a + firmware.elf/.bin/.hex for the board, sizes from the ELF
-    QemuCortexMRunner (micro/qemu.py)  runs it in qemu-system-arm; cost in QEMU instructions
+    QemuCortexMRunner (runtime/runners/qemu_system.py)  runs it in qemu-system-arm; cost in QEMU instructions
 
 Options (target `[backends.micro] options`, overridable per compile): codegen "c" | "llvm", opt (gcc -O level),
 stack_kb, schedule (False: legalized kernels as TVM emits them, for comparison).
@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import re
 from pathlib import Path
 
 from edgecc.compiler.artifact import Artifact, CompileOptions
 from edgecc.compiler.backends import register_backend
 from edgecc.compiler.micro.firmware import board_info, check_budget, memory_info, tensor_io
-from edgecc.errors import BundleError, CannotRunHere, TargetError, require
+from edgecc.errors import TargetError, require
 
 
 def _checked_options(opts: dict) -> tuple[str, bool, int]:
@@ -53,7 +52,6 @@ class MicroBackend:
                "schedule": "1/0: edgecc's TIR schedules (0: TVM's defaults)", "stack_kb": "stack size in KiB, >= 1"}
     TAKES_FLAGS = True  # arm-none-eabi-gcc flags
 
-    time_in_process = True  # QEMU is its own process; runner.time() returns instruction counts
 
     def compile(self, model, target, workdir: Path, options: CompileOptions) -> Artifact:
         tvm = require("tvm", "apache-tvm", "the micro backend")
@@ -115,19 +113,6 @@ class MicroBackend:
         }
         return Artifact(files=files, entry="firmware.elf", calls=[built.call, *fw.calls],
                         flags=cpu_flags(target) + [opts.get("opt", "-O2"), *options.extra_flags], info=info)
-
-    def runner(self, bundle):
-        from edgecc.compiler.micro.qemu import QemuCortexMRunner
-
-        info = bundle.manifest["artifact"]["info"]
-        machine = info.get("qemu_machine")
-        if machine and not (isinstance(machine, str) and re.fullmatch(r"[a-z0-9][a-z0-9.-]*", machine)):
-            raise BundleError(f"bundle {bundle.path.name}: qemu_machine {machine!r} is not a QEMU machine name (the "
-                              "manifest was edited?); recompile the bundle")
-        if not info.get("qemu_machine"):
-            raise CannotRunHere(f"board {info['board']} is real hardware and cannot run here; flash it with: "
-                              f"{info.get('flash_command') or '(no flash command in the target file)'}")
-        return QemuCortexMRunner(Path(bundle.path) / "firmware.elf", info["qemu_machine"], info["io"])
 
     def versions(self) -> dict:
         from edgecc.tools import run_tool

@@ -224,12 +224,6 @@ class TensorRTBackend:
                                             "--profile OUT/profile.json"}}
         return Artifact(files=files, entry="model.onnx", calls=[call], flags=plan["trtexec_build_flags"], info=info)
 
-    def runner(self, bundle):
-        """model.onnx under ONNX Runtime on this CPU: the numerics of what TensorRT will parse, not the engine."""
-        from edgecc.runtime.tensorrt import OnnxRuntimeCheckRunner
-
-        return OnnxRuntimeCheckRunner(bundle)
-
     def versions(self) -> dict[str, str]:
         return {p: package_version(p) for p in ("torch", "onnx", "onnxruntime")}
 

@@ -101,29 +101,6 @@ class TvmBackend:
                                       "a TVM runtime built with USE_OPENCL=ON (the apache-tvm wheels have no OpenCL)")
         return Artifact(files=files, entry="model.so", calls=calls, flags=[str(tvm_target)], info=info)
 
-    def runner(self, bundle):
-        """x86-64 CPU bundles run here; aarch64 CPU bundles run their native runner under qemu-aarch64;
-        GPU bundles need their device."""
-        from edgecc.errors import CannotRunHere
-        from edgecc.runtime.local import TvmLocalRunner
-
-        info, target = bundle.manifest["artifact"]["info"], bundle.manifest["target"]
-        device, arch = info.get("device", "cpu"), target["triple"].split("-")[0]
-        if device == "cpu" and arch == "x86_64":
-            return TvmLocalRunner(bundle)
-        if device == "cpu" and arch == "aarch64":
-            from edgecc.runtime.tvm_native import tvm_qemu_runner
-
-            return tvm_qemu_runner(bundle)
-        if device == "cpu":
-            raise CannotRunHere(f"needs a device running {target['triple']} (no emulator for {arch} here)")
-        if device == "cuda" and arch == "x86_64":
-            try:
-                return TvmLocalRunner(bundle, device="cuda")  # a CUDA GPU on this machine (tests/device)
-            except CannotRunHere:
-                pass
-        accel = target.get("accelerator") or {}
-        raise CannotRunHere(f"needs {accel.get('name') or accel.get('arch') or device} ({device} device)")
 
     def versions(self) -> dict[str, str]:
         return {p: package_version(p) for p in ("apache-tvm", "apache-tvm-ffi", "torch")}

@@ -18,6 +18,7 @@ def _ssh_options(args):
 
 def cmd_bench(args) -> int:
     from edgecc.bundle import Bundle
+    from edgecc.compiler.frontends import load_model
     from edgecc.runtime.baselines import BASELINES, run_baselines
     from edgecc.runtime.devices import bench_on_device, describe, parse_device
     from edgecc.runtime.report import (
@@ -53,7 +54,8 @@ def cmd_bench(args) -> int:
                 runs.append(failed_record(bundle, dev, str(e)))
                 continue
             base = run_baselines(bundle, names, dev["kind"], args.warmup, args.iters, args.threads,
-                                 timing.stats()["p50"] if timing.unit == "ms" else None) if names else []
+                                 timing.stats()["p50"] if timing.unit == "ms" else None,
+                                 load_model=load_model) if names else []
             runs.append(run_record(bundle, timing, dev, base))
     doc = make_report(runs, environment(), args.warmup, args.iters)
     first = bundles[0].path.resolve()  # `bench .` names its report after the folder, not ''

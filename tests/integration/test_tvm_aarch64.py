@@ -21,9 +21,9 @@ def bundle(tmp_path_factory):
 
 
 def test_tvm_runner_under_qemu_matches_pytorch(bundle):
-    from edgecc.runtime.tvm_native import tvm_qemu_runner
+    from edgecc.runtime.runners import TvmQemuRunner
 
-    runner = tvm_qemu_runner(bundle)
+    runner = TvmQemuRunner(bundle)
     assert runner.where.startswith("qemu-aarch64 -cpu cortex-a76")
     outs = runner.run(bundle.reference_inputs())
     refs = bundle.reference_outputs()
@@ -34,9 +34,9 @@ def test_tvm_runner_under_qemu_matches_pytorch(bundle):
 
 
 def test_tvm_runner_timing_under_qemu(bundle):
-    from edgecc.runtime.tvm_native import tvm_qemu_runner
+    from edgecc.runtime.runners import TvmQemuRunner
 
-    t = tvm_qemu_runner(bundle).time(bundle.reference_inputs(), warmup=1, iters=4)
+    t = TvmQemuRunner(bundle).time(bundle.reference_inputs(), warmup=1, iters=4)
     assert len(t["samples"]) == 4 and all(s > 0 for s in t["samples"])
     assert t["unit"] == "ms" and t["method"].startswith("emulated wall clock (qemu-aarch64")
 
@@ -44,7 +44,8 @@ def test_tvm_runner_timing_under_qemu(bundle):
 def test_device_files_run_under_qemu(bundle, tmp_path):
     """The bundle's own run.sh / bench.sh + aarch64 tvm_runner (what goes to the board), run through qemu."""
     from edgecc.bundle import Bundle
-    from edgecc.runtime.tvm_native import tvm_qemu_runner, write_device_files
+    from edgecc.runtime.runners import TvmQemuRunner
+    from edgecc.runtime.tvm_native import write_device_files
 
     copy = tmp_path / "b"
     shutil.copytree(bundle.path, copy)
@@ -52,7 +53,7 @@ def test_device_files_run_under_qemu(bundle, tmp_path):
     assert written == ["tvm_runner", "run.sh", "bench.sh"]
     for script in ("run.sh", "bench.sh"):
         subprocess.run(["sh", "-n", str(copy / script)], check=True)
-    runner = tvm_qemu_runner(Bundle(copy, bundle.manifest))
+    runner = TvmQemuRunner(Bundle(copy, bundle.manifest))
     assert runner.scripts and runner.binary == copy / "tvm_runner"
     [out] = runner.run(bundle.reference_inputs())
     np.testing.assert_allclose(out, bundle.reference_outputs()[0], rtol=1e-3, atol=1e-4)

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from edgecc.compiler.artifact import Artifact, CompileOptions
 from edgecc.compiler.backends import register_backend
-from edgecc.errors import CannotRunHere, EdgeccError
 from edgecc.targets.host_cpu import cpu_isa_flags, host_cpu_name
 from edgecc.tools import find_tool, package_version, repro_line, run_tool
 
@@ -88,43 +87,5 @@ class IreeBackend:
                                  "device": opts.check_variant_device}
         return "model.check.vmfb"
 
-    def runner(self, bundle):
-        """Where this bundle runs from here: the host CPU, qemu-aarch64, or a Vulkan check variant on lavapipe."""
-        from edgecc.runtime.local import IreeLocalRunner, IreeToolRunner
-
-        info, target = bundle.manifest["artifact"]["info"], bundle.manifest["target"]
-        arch = target["triple"].split("-")[0]
-        if info["driver"] in ("local-task", "local-sync"):
-            if arch == "x86_64":
-                return IreeLocalRunner(bundle)
-            if arch == "aarch64":
-                from edgecc.runtime.qemu_user import iree_qemu_runner
-
-                return iree_qemu_runner(bundle)
-            raise CannotRunHere(f"no emulator for {target['triple']} here")
-        if info["driver"] == "cuda" and arch == "x86_64" and _iree_device_exists("cuda"):
-            return IreeLocalRunner(bundle)  # a CUDA GPU on this machine (tests/device)
-        variant = info.get("check_variant")
-        if variant:
-            runner = IreeToolRunner(bundle, bundle.path / variant["file"], variant["driver"],
-                                    where=variant["device"] or variant["driver"])
-            accel = target.get("accelerator") or {}
-            runner.note = (f"checked: {variant['file']}; {bundle.manifest['artifact']['entry']} "
-                           f"({accel.get('arch', '')}) numerics not checked: needs {accel.get('name') or 'the device'}")
-            return runner
-        accel = target.get("accelerator") or {}
-        raise CannotRunHere(f"needs {accel.get('name') or accel.get('arch') or info['driver']} "
-                            f"({info['driver']} device)")
-
     def versions(self) -> dict[str, str]:
         return {p: package_version(p) for p in ("iree-base-compiler", "iree-base-runtime", "torch-mlir", "torch")}
-
-
-def _iree_device_exists(driver: str) -> bool:
-    """Whether this machine's IREE runtime sees a device of that driver (e.g. a CUDA GPU); no IREE tools: no."""
-    from edgecc.runtime.local import iree_device_available
-
-    try:
-        return iree_device_available(driver)
-    except EdgeccError:
-        return False

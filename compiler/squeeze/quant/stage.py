@@ -109,9 +109,7 @@ def _eval_dataset(loaded, dataset):
 def predict_all(runner, x: np.ndarray) -> np.ndarray:
     """Outputs of a runner on every sample of x (N, ...): its batch method when it has one (the micro firmware
     runs them all in one boot), else one call per sample."""
-    if hasattr(runner, "run_many"):
-        return runner.run_many(x)
-    return np.concatenate([runner.run([x[i:i + 1]])[0] for i in range(len(x))])
+    return runner.run_many(x)
 
 
 def quantization_report(model: QuantizedModel, artifact_outputs: np.ndarray | None, where: str) -> dict:

@@ -5,7 +5,7 @@
  * INPUT_FILE holds the inputs back to back (raw little-endian, model.h sizes); "-" or no argument uses the
  * reference input compiled into the firmware. COUNT > 1 (with an input file) runs COUNT samples stored one after
  * the other in INPUT_FILE, once each, and writes their outputs one after the other (accuracy runs on target). Output lines start with "edgecc:" and are parsed by
- * edgecc.compiler.micro.qemu (the QemuCortexMRunner).
+ * edgecc.runtime.runners.qemu_system (the QemuCortexMRunner).
  */
 #include <stdint.h>
 

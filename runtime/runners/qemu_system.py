@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from edgecc.errors import ToolError, ValidationError
+from edgecc.runtime.runners.base import RunnerBase
+from edgecc.runtime.runners.registry import register_runner
 from edgecc.tools import find_tool, repro_line, run_tool
 
 METHOD = "QEMU icount (instructions, not time)"
@@ -31,7 +33,8 @@ def fault_message(rc: int) -> str:
     return names.get(rc, "")
 
 
-class QemuCortexMRunner:
+@register_runner("micro", "qemu-system-arm")
+class QemuCortexMRunner(RunnerBase):
     """Runs a micro bundle's firmware.elf in qemu-system-arm. `run()` returns outputs, `time()` samples."""
 
     def __init__(self, elf: Path, machine: str, io: dict, timeout: float = 300):

@@ -6,9 +6,11 @@ from __future__ import annotations
 import numpy as np
 
 from edgecc.errors import CannotRunHere, require
-from edgecc.runtime.local import LocalRunner
+from edgecc.runtime.runners.local import LocalRunner
+from edgecc.runtime.runners.registry import register_runner
 
 
+@register_runner("tensorrt", "onnx-check")
 class OnnxRuntimeCheckRunner(LocalRunner):
     where = "host (ONNX Runtime CPU, model.onnx)"
 

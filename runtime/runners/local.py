@@ -1,18 +1,18 @@
-"""Local runners: run a bundle in this process with the IREE or TVM runtime (host CPU, or a Vulkan driver
-such as Mesa lavapipe)."""
+"""Local runners: run a bundle in this process with the IREE or TVM runtime (host CPU, or a GPU here)."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 
 from edgecc.errors import BundleError, CannotRunHere, require
+from edgecc.runtime.runners.base import WallClockRunner
+from edgecc.runtime.runners.registry import register_runner
 from edgecc.validate import check_inputs
 
 
-class LocalRunner:
+class LocalRunner(WallClockRunner):
     where = "host"
 
     def __init__(self, bundle):
@@ -50,6 +50,7 @@ def iree_device_available(driver: str) -> bool:
     return f"{driver}://" in run_tool(["iree-run-module", "--list_devices"], check=False).stdout
 
 
+@register_runner("iree", "local")
 class IreeLocalRunner(LocalRunner):
     def __init__(self, bundle):
         super().__init__(bundle)
@@ -70,39 +71,7 @@ class IreeLocalRunner(LocalRunner):
         return [np.asarray(o.to_host() if hasattr(o, "to_host") else o) for o in outs]
 
 
-class IreeToolRunner(LocalRunner):
-    """Runs a module with this machine's `iree-run-module` on a given device (e.g. Vulkan on Mesa lavapipe).
-    A subprocess, because the Python binding cannot move results off Vulkan devices that refuse unaligned host
-    memory imports (lavapipe wants 4096-byte alignment)."""
-
-    def __init__(self, bundle, module: Path, device: str, where: str):
-        super().__init__(bundle)
-        self.module, self.device, self.where = module, device, where
-        self.function = bundle.manifest["artifact"]["info"].get("function", "main")
-        if not iree_device_available(device):
-            raise CannotRunHere(f"no IREE {device} device here (install mesa-vulkan-drivers for lavapipe)")
-
-    def _run(self, inputs):
-        import tempfile
-
-        from edgecc.tools import run_tool
-
-        n_out = len(self.bundle.manifest["io"]["outputs"])
-        with tempfile.TemporaryDirectory() as d:
-            argv = ["iree-run-module", f"--device={self.device}", f"--module={self.module}",
-                    f"--function={self.function}"]
-            for i, a in enumerate(inputs):
-                np.save(Path(d) / f"in_{i}.npy", a)
-                argv.append(f"--input=@{d}/in_{i}.npy")
-            argv += [f"--output=@{d}/out_{i}.npy" for i in range(n_out)]
-            run_tool(argv, timeout=1800)
-            return [np.load(Path(d) / f"out_{i}.npy") for i in range(n_out)]
-
-    def time(self, inputs, warmup, iters):
-        raise CannotRunHere(f"{self.where} checks numerics only; its speed says nothing about the device: "
-                            "time the bundle on the device with bench.sh")
-
-
+@register_runner("tvm", "local")
 class TvmLocalRunner(LocalRunner):
     def __init__(self, bundle, device: str = "cpu"):
         super().__init__(bundle)

@@ -8,59 +8,22 @@ what runs on the board. Times measured this way are emulated: they are labelled 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
-import sys
 import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from edgecc.errors import CannotRunHere, ToolError
+from edgecc.errors import CannotRunHere
+from edgecc.runtime.runners.base import RunnerBase
+from edgecc.runtime.runners.registry import register_runner
+from edgecc.runtime.tvm_native import PLATFORM, build_runner, runtime_libdirs
+from edgecc.runtime.wheels import foreign_wheel
 from edgecc.tools import find_tool, run_tool
 from edgecc.validate import check_inputs
 
 QEMU_EMULATED = "emulated wall clock (qemu-aarch64 user mode on x86; not device time)"
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("EDGECC_CACHE", Path.home() / ".cache" / "edgecc"))
-
-
-def foreign_wheel(package: str, version: str, platform: str, python: str = "3.11") -> Path:
-    """Download (once) and unpack a wheel built for another platform; returns the unpacked folder."""
-    check_version(package, version)
-    dest = cache_dir() / "wheels" / f"{package}-{version}-{platform}"
-    if (dest / ".complete").is_file():
-        return dest
-    wheels = cache_dir() / "wheels" / "download"
-    wheels.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--platform", platform,
-            "--python-version", python, "-d", str(wheels), f"{package}=={version}"]
-    try:
-        run_tool(argv, timeout=900)
-    except ToolError as e:
-        raise CannotRunHere(f"could not fetch the {platform} wheel of {package}=={version}: {e}") from None
-    stem = package.replace("-", "_")
-    found = sorted(wheels.glob(f"{stem}-{version}-*{platform.split('_', 2)[-1]}*.whl"))
-    if not found:
-        raise CannotRunHere(f"no {platform} wheel of {package}=={version} found after download")
-    tmp = Path(tempfile.mkdtemp(dir=wheels))
-    with zipfile.ZipFile(found[-1]) as z:
-        z.extractall(tmp)
-    for f in tmp.rglob("*"):
-        if f.is_file() and (f.suffix == "" or ".so" in f.name):
-            f.chmod(0o755)
-    (tmp / ".complete").write_text(found[-1].name)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if dest.exists():
-        import shutil
-
-        shutil.rmtree(dest)
-    os.rename(tmp, dest)
-    return dest
 
 
 _PLAIN = re.compile(r"[A-Za-z0-9_.+-]+")
@@ -88,16 +51,7 @@ def transport_options(bundle) -> dict:
     return opts
 
 
-def check_version(package: str, version) -> str:
-    """A version string as it may go into `pip download package==version`."""
-    from edgecc.errors import BundleError
-
-    if not isinstance(version, str) or not re.fullmatch(r"[0-9][0-9A-Za-z.+!-]*", version):
-        raise BundleError(f"{package} version {version!r} in the manifest is not a version; recompile the bundle")
-    return version
-
-
-class QemuUserRunner:
+class QemuUserRunner(RunnerBase):
     """Runs an aarch64 bundle's run.sh / bench.sh with its tools wrapped in qemu-aarch64. Subclasses name the
     tools (env var -> aarch64 binary), their library folders and any extra environment in `_tools()`."""
 
@@ -151,6 +105,7 @@ class QemuUserRunner:
             return [np.load(work / "out" / f"output_{i}.npy") for i in range(n_out)]
 
 
+@register_runner("iree", "qemu-user")
 class IreeQemuRunner(QemuUserRunner):
     """IREE bundles: the aarch64 iree-run-module / iree-benchmark-module from the iree-base-runtime wheel."""
 
@@ -178,5 +133,52 @@ class IreeQemuRunner(QemuUserRunner):
                           "iterations_per_sample": runs[0].get("iterations") if runs else None}}
 
 
-def iree_qemu_runner(bundle) -> IreeQemuRunner:
-    return IreeQemuRunner(bundle)
+@register_runner("tvm", "qemu-user")
+class TvmQemuRunner(QemuUserRunner):
+    """Runs an aarch64 TVM bundle under qemu-aarch64: through the bundle's own run.sh / bench.sh and tvm_runner
+    when it carries them, else with the cached tvm_runner called directly (same command line)."""
+
+    def _tools(self):
+        m, t = self.bundle.manifest, self.transport
+        versions = m.get("versions", {})
+        platform, python = t.get("wheel_platform", PLATFORM), t.get("python", "3.11")
+        tvm_v, ffi_v = versions.get("apache-tvm"), versions.get("apache-tvm-ffi")
+        libdirs = runtime_libdirs(tvm_v, ffi_v, platform, python)
+        self.scripts = all((self.bundle.path / f).is_file() for f in ("run.sh", "bench.sh", "tvm_runner"))
+        self.binary = (self.bundle.path / "tvm_runner" if self.scripts
+                       else build_runner(None, tvm_v, ffi_v, platform, python))
+        self.module = self.bundle.path / m["artifact"]["entry"]
+        self.function = m["artifact"].get("info", {}).get("function", "main")
+        # TVM_LIBRARY_PATH: the scripts then need not look for (host) TVM through python3
+        return {"TVM_RUNNER": self.binary}, libdirs, {"TVM_LIBRARY_PATH": ":".join(str(d) for d in libdirs)}
+
+    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        if self.scripts:
+            return super().run(inputs)
+        n_out = len(self.bundle.manifest["io"]["outputs"])
+        with tempfile.TemporaryDirectory() as d:
+            work = Path(d)
+            files = self._save_inputs(work, inputs)
+            (work / "out").mkdir()
+            run_tool([*self.qemu_prefix(), str(self.binary), str(self.module), self.function, str(work / "out"),
+                      *files], timeout=1800)
+            return [np.load(work / "out" / f"output_{i}.npy") for i in range(n_out)]
+
+    def time(self, inputs, warmup: int, iters: int) -> dict:
+        with tempfile.TemporaryDirectory() as d:
+            work = Path(d)
+            files = self._save_inputs(work, inputs)
+            out = work / "bench.json"
+            if self.scripts:
+                run_tool(["sh", str(self.bundle.path / "bench.sh"), str(iters), str(out), str(warmup), *files],
+                         env=self._env(work), timeout=3600)
+                data = json.loads(out.read_text())
+            else:
+                proc = run_tool([*self.qemu_prefix(), str(self.binary), "--bench", str(iters), str(warmup),
+                                 str(self.module), self.function, "-", *files], timeout=3600)
+                data = json.loads(proc.stdout.strip().splitlines()[-1])
+        samples = [float(s) for s in data["samples_ms"]]
+        return {"samples": samples, "unit": "ms", "method": QEMU_EMULATED, "warmup": warmup,
+                "iterations": len(samples),
+                "extra": {"tool": "tvm_runner (steady_clock around each VM call)", "qemu_cpu": self.cpu,
+                          "via": "bundle bench.sh" if self.scripts else "cached tvm_runner"}}
