@@ -21,9 +21,9 @@ from edgecc.errors import TargetError
 # `import edgecc` works with no toolchain installed.
 BACKEND_MODULES = {
     "iree": "edgecc.compiler.backends.iree.backend",
-    "tvm": "edgecc.compiler.backends.tvm",
+    "tvm": "edgecc.compiler.backends.tvm.backend",
     "micro": "edgecc.compiler.backends.micro",
-    "tensorrt": "edgecc.compiler.backends.tensorrt",
+    "tensorrt": "edgecc.compiler.backends.tensorrt.backend",
 }
 
 _REGISTRY: dict[str, type] = {}

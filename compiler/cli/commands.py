@@ -49,8 +49,8 @@ def cmd_compile(args) -> int:
 
 
 def cmd_tune(args) -> int:
-    from edgecc.compiler import tvm_tune
     from edgecc.compiler.backends.tvm import import_relax
+    from edgecc.compiler.backends.tvm import tuning as tvm_tune
     from edgecc.compiler.frontends import load_model
     from edgecc.runtime.devices import parse_device
     from edgecc.targets import get_target

@@ -32,7 +32,7 @@ def test_tune_refuses_targets_that_do_not_run_here(tmp_path):
 
 
 def test_database_keeps_the_fastest_record_per_workload(tmp_path):
-    from edgecc.compiler.tvm_tune import _keep_best
+    from edgecc.compiler.backends.tvm.tuning import _keep_best
 
     f = tmp_path / "database_tuning_record.json"
     rec = lambda w, secs: json.dumps([w, [[["trace"], []], secs, {"kind": "llvm"}, []]])  # noqa: E731

@@ -99,7 +99,7 @@ def test_cross_builder_exports_an_aarch64_shared_object(tmp_path):
     from tvm import te
     from tvm.s_tir import meta_schedule as ms
 
-    from edgecc.compiler.tvm_tune import export_cross
+    from edgecc.compiler.backends.tvm.tuning import export_cross
 
     a = te.placeholder((64,), name="a")
     b = te.compute((64,), lambda i: a[i] * 2.0, name="b")

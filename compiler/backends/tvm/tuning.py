@@ -19,8 +19,9 @@ import tempfile
 from pathlib import Path
 
 from edgecc.errors import DeviceError, TargetError
+from edgecc.targets import TARGETS_DIR
 
-TUNING_ROOT = Path(__file__).resolve().parents[1] / "targets" / "tuning"
+TUNING_ROOT = TARGETS_DIR / "tuning"
 WORKLOADS, RECORDS = "database_workload.json", "database_tuning_record.json"
 
 

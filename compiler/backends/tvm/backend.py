@@ -1,0 +1,96 @@
+"""TVM: torch.export -> Relax (from_exported_program; ONNX via the Relax ONNX frontend) -> tvm.compile -> .so.
+
+Targets are dicts in the target file (TVM 0.27 takes them as such). `mcpu = "host"` is resolved to this
+machine's LLVM CPU name, since TVM refuses `-mcpu=native`. A foreign triple is exported with the target's
+cross compiler. CPU targets are built with the target's MetaSchedule database (tuning.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgecc.compiler.artifact import Artifact, CompileOptions
+from edgecc.compiler.backends import register_backend
+from edgecc.compiler.backends.tvm.cuda import precompile_cuda
+from edgecc.compiler.backends.tvm.device_scripts import write_gpu_device_files
+from edgecc.compiler.backends.tvm.importer import _raise_if_unsupported, import_relax
+from edgecc.errors import require
+from edgecc.targets.host_cpu import host_cpu_name
+from edgecc.tools import package_version
+
+
+def resolve_tvm_target(cfg) -> dict:
+    target = dict(cfg.tvm_target)
+    if target.get("mcpu") == "host":
+        target["mcpu"] = host_cpu_name()
+    host = dict(cfg.tvm_host)
+    if host.get("mcpu") == "host":
+        host["mcpu"] = host_cpu_name()
+    if host:
+        target["host"] = host
+    return target
+
+
+@register_backend("tvm")
+class TvmBackend:
+    OPTIONS = {"tuning_db": "MetaSchedule database folder (default: the target's, targets/tuning/<target>/)"}
+    TAKES_FLAGS = False  # tvm.compile takes no command-line flags
+
+    def compile(self, model, target, workdir: Path, options: CompileOptions) -> Artifact:
+        tvm = require("tvm", "apache-tvm==0.27.0.post1", "the TVM backend")
+        cfg = target.backend("tvm")
+        mod, import_call = import_relax(model)
+        tvm_target = resolve_tvm_target(cfg)
+        tuning: dict = {}
+        try:
+            if tvm_target.get("kind") == "llvm":
+                # CPU: the target's MetaSchedule database where it has one, default schedules for the rest
+                from edgecc.compiler.backends.tvm import tuning as tvm_tune
+
+                db = Path(options.options["tuning_db"]) if options.options.get("tuning_db") else \
+                    tvm_tune.database_dir(target.name)
+                executable, tuning = tvm_tune.build(mod, tvm_target, db)
+            else:
+                executable = tvm.compile(mod, target=tvm.target.Target(tvm_target))
+        except Exception as e:
+            _raise_if_unsupported(str(e))
+            raise
+        so = workdir / "model.so"
+        if cfg.cross_compiler:
+            from tvm.support import cc
+
+            executable.export_library(str(so), fcompile=cc.cross_compiler(cfg.cross_compiler))
+        else:
+            executable.export_library(str(so))
+        db_arg = repr(tuning.get("tuning_database"))
+        build_call = (f"edgecc.compiler.backends.tvm.tuning.build(mod, {tvm_target!r}, {db_arg})" if tuning
+                      else f"tvm.compile(mod, target=tvm.target.Target({tvm_target!r}))")
+        fcompile = f", fcompile=tvm.support.cc.cross_compiler({cfg.cross_compiler!r})" if cfg.cross_compiler else ""
+        calls = [import_call, f"{build_call}.export_library('model.so'{fcompile})"]
+        info = {"device": cfg.driver or "cpu", "function": "main", "tvm_target": tvm_target, **tuning}
+        files = ["model.so"]
+        if cfg.cross_compiler and tvm_target.get("mtriple", "").startswith("aarch64") and info["device"] == "cpu":
+            # the bundle carries a native aarch64 runner + run.sh/bench.sh: the same ones run under qemu here
+            from edgecc.errors import CannotRunHere
+            from edgecc.runtime.tvm_native import write_device_files
+
+            try:
+                files += write_device_files(workdir, n_inputs=len(model.example_inputs), function=info["function"])
+                info["device_runtime"] = f"pip install apache-tvm=={package_version('apache-tvm')}"
+            except CannotRunHere as e:  # e.g. no network for the aarch64 wheels: the .so is still the artifact
+                info["device_files"] = f"not included: {e}"
+        if tvm_target.get("kind") == "cuda":
+            info["cuda"], cuda_files, call = precompile_cuda(executable, tvm_target["arch"], workdir)
+            files += cuda_files
+            calls.append(call)
+        if info["device"] in ("cuda", "opencl"):
+            files += write_gpu_device_files(workdir, info["device"], info["function"])
+            tvm_version = package_version("apache-tvm")
+            info["device_runtime"] = (f"pip install apache-tvm=={tvm_version} (its wheels carry the CUDA "
+                                      "runtime, x86-64 and aarch64)" if info["device"] == "cuda" else
+                                      "a TVM runtime built with USE_OPENCL=ON (the apache-tvm wheels have no OpenCL)")
+        return Artifact(files=files, entry="model.so", calls=calls, flags=[str(tvm_target)], info=info)
+
+
+    def versions(self) -> dict[str, str]:
+        return {p: package_version(p) for p in ("apache-tvm", "apache-tvm-ffi", "torch")}
