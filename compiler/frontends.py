@@ -254,6 +254,12 @@ def _weights_only(torch, refused: list):
 
     real_load, real_pickle_obj, real_pickle = torch.load, torch._C._pickle_load_obj, _package.pickle
 
+    def refuse(what):
+        def fn(*args, **kwargs):
+            refused.append(what)
+            raise _PickleRefused(what)
+        return fn
+
     def load(f, *args, weights_only=None, **kwargs):
         try:
             with warnings.catch_warnings():
@@ -261,17 +267,10 @@ def _weights_only(torch, refused: list):
                 return real_load(f, *args, weights_only=True, **kwargs)
         except Exception as e:
             found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
-            refused.append(f"a pickle that calls {found.group(1)}" if found else "a pickle that is not plain tensors")
-            raise _PickleRefused(refused[-1]) from None
-
-    def refuse(what):
-        def fn(*args, **kwargs):
-            refused.append(what)
-            raise _PickleRefused(what)
-        return fn
+            refuse(f"a pickle that calls {found.group(1)}" if found else "a pickle that is not plain tensors")()
 
     class _NoPickle:
-        loads = load_ = staticmethod(refuse("a pickled Python object"))
+        loads = load = staticmethod(refuse("a pickled Python object"))
 
     torch.load, torch._C._pickle_load_obj, _package.pickle = load, refuse("a TorchScript object"), _NoPickle
     try:

@@ -11,7 +11,6 @@ that verifies, unless forced.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import json
 import os
@@ -27,6 +26,8 @@ from edgecc.manifest import SCHEMA_VERSION, Manifest
 
 MANIFEST = "manifest.json"
 MANIFEST_HASH = "manifest.sha256"
+
+
 class Bundle:
     """A compiled, validated, self-describing artifact folder. `Bundle.load(path)` verifies it first."""
 
@@ -65,20 +66,21 @@ class Bundle:
         """Check the manifest's own hash and every file's sha256 and size; refuse symlinks, unlisted files and
         listed paths that leave the bundle. Raises BundleError naming the first problems; returns the file count."""
         problems = _manifest_hash_problems(self.path)
-        listed = {rel: dataclasses.asdict(h) for rel, h in self.meta.files.items()}
-        links = [rel for rel in _walk(self.path) if (self.path / rel).is_symlink()]
-        problems += [f"{rel} is a symlink (bundles hold plain files only)" for rel in links]
+        listed = self.meta.files
+        entries = _walk(self.path)
+        links = {rel for rel in entries if (self.path / rel).is_symlink()}
+        problems += [f"{rel} is a symlink (bundles hold plain files only)" for rel in sorted(links)]
         for rel, meta in sorted(listed.items()):
             f = self.path / rel
             if rel in links:
                 continue
             if not f.is_file():
                 problems.append(f"{rel} is missing")
-            elif f.stat().st_size != meta["size"]:
-                problems.append(f"{rel} has {f.stat().st_size} bytes, manifest says {meta['size']} (truncated?)")
-            elif sha256_file(f) != meta["sha256"]:
+            elif f.stat().st_size != meta.size:
+                problems.append(f"{rel} has {f.stat().st_size} bytes, manifest says {meta.size} (truncated?)")
+            elif sha256_file(f) != meta.sha256:
                 problems.append(f"{rel} does not match its sha256 (modified)")
-        present = {rel for rel in _walk(self.path) if rel not in links and (self.path / rel).is_file()}
+        present = {rel for rel in entries if rel not in links and (self.path / rel).is_file()}
         extra = sorted(present - set(listed) - {MANIFEST, MANIFEST_HASH})
         problems += [f"{rel} is not in the manifest" for rel in extra]
         if problems:
@@ -109,12 +111,6 @@ class Bundle:
         m = self.manifest
         return f"Bundle({str(self.path)!r}, model={m['model'].get('name')!r}, target={m['target'].get('name')!r}, " \
                f"backend={m['backend']!r})"
-
-
-def check_manifest(manifest: dict, where) -> None:
-    """The manifest's shape: its sections with their types, every path confined to the bundle, the entry and io
-    files in the hashed list (edgecc.manifest.Manifest.from_dict). BundleError naming the first problem."""
-    Manifest.from_dict(manifest, where)
 
 
 def manifest_digest(folder: Path) -> str:
@@ -170,16 +166,13 @@ def clean_stale(final: Path) -> list[Path]:
     """Remove the temp folders that a killed compile to `final` left beside it (their process is gone);
     returns them, so the caller can name them."""
     removed = []
-    for p in sorted(final.parent.glob(f".{glob_escape(final.name)}.*")):
-        m = re.fullmatch(rf"\.{re.escape(final.name)}\.(?:tmp|old)-(\d+)(?:-.*)?", p.name)
+    stale = re.compile(rf"\.{re.escape(final.name)}\.(?:tmp|old)-(\d+)(?:-.*)?")
+    for p in sorted(final.parent.iterdir()):
+        m = stale.fullmatch(p.name)
         if m and not _pid_alive(int(m.group(1))):
             _remove(p)
             removed.append(p)
     return removed
-
-
-def glob_escape(name: str) -> str:
-    return re.sub(r"([*?\[])", r"[\1]", name)
 
 
 def _remove(p: Path) -> None:
@@ -280,7 +273,8 @@ def write_manifest(folder: Path, manifest: dict) -> dict:
         if p.is_file() and p.relative_to(folder).as_posix() not in (MANIFEST, MANIFEST_HASH):
             files[p.relative_to(folder).as_posix()] = {"sha256": sha256_file(p), "size": p.stat().st_size}
     manifest = {**manifest, "schema_version": SCHEMA_VERSION, "files": files}
-    Manifest.from_dict(json.loads(json.dumps(manifest, default=str)), folder / MANIFEST)  # never write a bad one
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
-    (folder / MANIFEST_HASH).write_text(f"{manifest_digest(folder)}  {MANIFEST}\n")
+    text = json.dumps(manifest, indent=2, default=str) + "\n"
+    Manifest.from_dict(json.loads(text), folder / MANIFEST)  # never write one that does not load
+    (folder / MANIFEST).write_text(text)
+    (folder / MANIFEST_HASH).write_text(f"{hashlib.sha256(text.encode()).hexdigest()}  {MANIFEST}\n")
     return manifest

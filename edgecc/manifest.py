@@ -52,6 +52,12 @@ def _split(cls, d: dict) -> tuple[dict, dict]:
     return {k: v for k, v in d.items() if k in names}, {k: v for k, v in d.items() if k not in names}
 
 
+def _build(cls, d: dict):
+    """cls from a JSON section: the keys it names as fields, the rest kept in `extra`."""
+    known, rest = _split(cls, d)
+    return cls(**known, extra=rest)
+
+
 def _to_dict(obj, skip=()) -> dict:
     out = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.name not in ("extra", *skip)}
     return {**out, **obj.extra}
@@ -115,10 +121,7 @@ class Artifact:
     @property
     def memory(self) -> MemoryInfo | None:
         mem = self.info.get("memory")
-        if not isinstance(mem, dict):
-            return None
-        known, rest = _split(MemoryInfo, mem)
-        return MemoryInfo(**known, extra=rest)
+        return _build(MemoryInfo, mem) if isinstance(mem, dict) else None
 
 
 @dataclass
@@ -201,25 +204,22 @@ class Manifest:
             if rel not in files:
                 raise BundleError(f"{where}: {what} {rel!r} is not in the manifest's hashed files; the manifest "
                                   "was edited or damaged, recompile the bundle")
-        known, rest = _split(cls, d)
-        return cls(model=ModelInfo(**_split(ModelInfo, d["model"])[0], extra=_split(ModelInfo, d["model"])[1]),
-                   target=TargetInfo(**_split(TargetInfo, d["target"])[0], extra=_split(TargetInfo, d["target"])[1]),
-                   backend=d["backend"], artifact=Artifact(**_split(Artifact, art)[0], extra=_split(Artifact, art)[1]),
-                   io_inputs=io["inputs"], io_outputs=io["outputs"],
-                   validation=Validation.from_dict(d["validation"], where), files=files, compile=d["compile"],
-                   versions=d["versions"], options=d.get("options", {}),
+        rest = _split(cls, d)[1]
+        return cls(model=_build(ModelInfo, d["model"]), target=_build(TargetInfo, d["target"]),
+                   backend=d["backend"], artifact=_build(Artifact, art), io_inputs=io["inputs"],
+                   io_outputs=io["outputs"], validation=Validation.from_dict(d["validation"], where), files=files,
+                   compile=d["compile"], versions=d["versions"], options=d.get("options", {}),
                    extra={k: v for k, v in rest.items() if k not in ("io", "schema_version")})
 
     def to_dict(self) -> dict:
         """The JSON form, keys in the order edgecc writes them."""
-        out = {"model": _to_dict(self.model), "target": _to_dict(self.target), "backend": self.backend,
+        return {"model": _to_dict(self.model), "target": _to_dict(self.target), "backend": self.backend,
                "options": self.options, "artifact": _to_dict(self.artifact), "compile": self.compile,
                "versions": self.versions,
                "io": {"inputs": [_to_dict(t) for t in self.io_inputs],
                       "outputs": [_to_dict(t) for t in self.io_outputs]},
                "validation": self.validation.to_dict(), **self.extra, "schema_version": SCHEMA_VERSION,
                "files": {rel: dataclasses.asdict(h) for rel, h in self.files.items()}}
-        return out
 
 
 # sections every manifest has, and the JSON type each must be

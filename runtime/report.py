@@ -129,10 +129,9 @@ def check_run(run, where: str) -> None:
     samples = t["samples"]
     if not samples:
         raise ReportError(f"{name}: timing has no samples")
-    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x >= 0
-               for x in samples):
-        bad = next(x for x in samples if not (isinstance(x, (int, float)) and math.isfinite(x) and x >= 0))
-        raise ReportError(f"{name}: sample {bad!r} is not a finite, non-negative {t['unit']} value")
+    for x in samples:
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or x < 0:
+            raise ReportError(f"{name}: sample {x!r} is not a finite, non-negative {t['unit']} value")
 
 
 def load_report(path: Path) -> dict:

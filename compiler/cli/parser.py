@@ -41,25 +41,21 @@ def _int_at_least(low: int):
     return parse
 
 
-def _seconds(text: str) -> float:
-    """argparse type: a finite number of seconds > 0."""
-    try:
-        t = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not math.isfinite(t) or t <= 0:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text}")
-    return t
+def _finite(what: str, ok, requirement: str):
+    """argparse type: a finite float for which ok(x) holds; errors name `what` and the `requirement`."""
+    def parse(text: str) -> float:
+        try:
+            x = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not math.isfinite(x) or not ok(x):
+            raise argparse.ArgumentTypeError(f"must be {requirement}, got {text}")
+        return x
+    return parse
 
 
-def _non_negative(text: str) -> float:
-    try:
-        x = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(x) or x < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number, 0 or more, got {text}")
-    return x
+_seconds = _finite("a number of seconds", lambda t: t > 0, "a number of seconds above 0")
+_non_negative = _finite("a number", lambda x: x >= 0, "a finite number, 0 or more")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from edgecc.bundle import MANIFEST, Bundle, check_manifest, check_replaceable, clean_stale, staging, write_manifest
+from edgecc.bundle import MANIFEST, Bundle, check_replaceable, clean_stale, staging, write_manifest
 from edgecc.errors import BundleError
 from edgecc.manifest import Manifest, ValidationStatus, safe_relpath
 
@@ -102,10 +102,10 @@ def test_manifest_paths_must_be_plain_and_inside(rel):
 def test_manifest_shape_checked(edit, message):
     m = json.loads(json.dumps({**MINIMAL, "files": {"model.bin": {"sha256": "0", "size": 1},
                                                    "sub/x.txt": {"sha256": "0", "size": 1}}}))
-    check_manifest(m, "m.json")
+    Manifest.from_dict(m, "m.json")
     edit(m)
     with pytest.raises(BundleError, match=message):
-        check_manifest(m, "m.json")
+        Manifest.from_dict(m, "m.json")
 
 
 def test_replace_only_what_is_a_bundle(tmp_path):

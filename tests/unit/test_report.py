@@ -81,3 +81,14 @@ def test_merge_markdown_and_html(tmp_path):
     assert 'id="latency-ms"' in page and 'id="latency-instructions"' in page and "<script" not in page
     with pytest.raises(EdgeccError, match="not an edgecc report"):
         load_reports([tmp_path / "a" / "unrelated.json"])
+
+
+@pytest.mark.parametrize("sample", [True, None, "1.0", float("nan"), -1.0])
+def test_a_report_with_a_sample_that_is_not_a_number_is_refused(tmp_path, sample):
+    from edgecc.errors import ReportError
+
+    doc = make_report([_run([1.0, 2.0])], env={})
+    doc["runs"][0]["timing"]["samples"][1] = sample
+    (tmp_path / "r.json").write_text(json.dumps(doc))
+    with pytest.raises(ReportError, match="is not a finite, non-negative ms value"):
+        load_reports([tmp_path / "r.json"])
