@@ -1,0 +1,40 @@
+"""Rewrites of a torch.export graph that TVM's Relax torch frontend (0.27) would otherwise translate wrongly.
+
+- `aten.select.int(x, dim, -k)`: the frontend emits `relax.take(x, -k, dim)`, and take's default mode reads
+  out of bounds for a negative index instead of counting from the end. `y[:, -1]` on an RNN's output sequence
+  (the usual keyword-spotter head) gave garbage to max abs error 1e14 on host/tvm and on cortex-m4 (issue #18).
+  With the shape static, the index becomes `size - k`.
+
+Each rewrite keeps the program's meaning, so it edits the graph in place.
+"""
+
+from __future__ import annotations
+
+
+def normalize_negative_select(exported_program) -> int:
+    """Turn every `select.int` with a negative constant index into the same select with a non-negative one;
+    returns how many were rewritten. Example: `normalize_negative_select(torch.export.export(net, (x,)))`."""
+    import torch
+
+    changed = 0
+    for node in exported_program.graph_module.graph.nodes:
+        if node.op != "call_function" or node.target is not torch.ops.aten.select.int:
+            continue
+        src, dim, index = node.args[:3]
+        val = getattr(src, "meta", {}).get("val")
+        if not isinstance(index, int) or index >= 0 or val is None:
+            continue
+        size = val.shape[dim]
+        if not isinstance(size, int):  # a symbolic dimension: leave it (and its bug) to a dynamic-shape path
+            continue
+        node.args = (src, dim, index + size, *node.args[3:])
+        changed += 1
+    if changed:
+        exported_program.graph_module.recompile()
+    return changed
+
+
+def prepare_for_relax(exported_program):
+    """`exported_program` with every rewrite above applied (in place); what `from_exported_program` gets."""
+    normalize_negative_select(exported_program)
+    return exported_program
