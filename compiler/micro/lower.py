@@ -57,6 +57,7 @@ class LoweredModel:
     inputs: list[str]
     outputs: list[str]
     relax_text: str = ""
+    copies: dict[str, str] = field(default_factory=dict)  # output tensor -> the tensor it is a copy of
     passes: list[str] = field(default_factory=lambda: list(RELAX_PASSES))
 
     def root(self, name: str) -> str:
@@ -199,15 +200,19 @@ class _MainReader:
             [self.tensor_of(result)])
         if isinstance(outs, str):
             outs = [outs]
-        for i, n in enumerate(outs):
+        for n in outs:
             root = self.lowered.root(n)
-            if self.tensors[root].kind != "temp":
-                # an output that is an input, a weight or already an output: the AOT code has to copy it
-                raise UnsupportedOpError("identity output", "micro",
-                                         detail=f"output {i} is {self.tensors[root].kind} {root}, not computed by a "
-                                                "kernel")
-            self.tensors[root].kind = "output"
-            self.lowered.outputs.append(n)
+            if self.tensors[root].kind == "temp":
+                self.tensors[root].kind = "output"
+                self.lowered.outputs.append(n)
+                continue
+            # an output no kernel writes to its own buffer (the model returns an input, a weight, or one tensor
+            # twice): a tensor of its own that the AOT code fills with a copy after the kernels
+            src = self.tensors[n]
+            copy = f"t{len(self.tensors)}"
+            self.tensors[copy] = TensorInfo(copy, src.shape, src.dtype, "output")
+            self.lowered.copies[copy] = n
+            self.lowered.outputs.append(copy)
 
 
 def _is_tensor_const(expr) -> bool:
