@@ -144,6 +144,21 @@ def test_rnn_keyword_spotter_on_host_tvm(cell, tmp_path):
     assert v["status"] == "passed" and v["max_abs_error"] < 1e-5, v
 
 
+class NegativeIndices(nn.Module):
+    """Indexing from the end: select (`x[:, -1]`, `x[..., -2]`) and a constant index list (`x[:, [-1, 0]]`)."""
+
+    def forward(self, x):
+        return x[:, -1] * 2, x[..., -2] + 1, x[:, [-1, 0]] * 3
+
+
+@pytest.mark.parametrize("target,backend", [("host", "tvm"), ("cortex-m4", "micro")])
+def test_negative_indices(target, backend, tmp_path):
+    b = edgecc.compile(NegativeIndices(), (torch.randn(2, 5, 3),), target=target, backend=backend,
+                       output=tmp_path / "b")
+    v = b.manifest["validation"]
+    assert v["status"] == "passed" and v["max_abs_error"] == 0.0, v
+
+
 class Passthrough(nn.Module):
     """Outputs no kernel writes: the input itself, a weight, and the same tensor twice (once as a view)."""
 
