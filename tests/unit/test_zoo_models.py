@@ -90,3 +90,22 @@ def test_hf_suite_entries_export():
     assert names == ["hf-bert-tiny", "hf-distilbert", "hf-vit", "hf-mobilevit-xxs", "hf-whisper-tiny-encoder"]
     for _, factory in hf_suite():
         _exports_and_matches(*factory())
+
+
+def test_non_persistent_buffers_are_given_to_torch_mlir_as_state():
+    from edgecc.compiler.backends.iree.importer import _expose_non_persistent_buffers
+
+    class WithIds(torch.nn.Module):  # as transformers' BertEmbeddings registers position_ids
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("ids", torch.arange(4), persistent=False)
+
+        def forward(self, x):
+            return x + self.ids
+
+    x = torch.zeros(4, dtype=torch.int64)
+    ep = torch.export.export(WithIds(), (x,))
+    assert "ids" not in ep.state_dict and "ids" in ep.constants
+    _expose_non_persistent_buffers(ep)
+    assert torch.equal(ep.state_dict["ids"], torch.arange(4)) and "ids" not in ep.constants
+    assert torch.equal(ep.module()(x), torch.arange(4))
