@@ -16,6 +16,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from edgecc.models.zoo import _calibrate_batchnorm
+
 SEQ_LEN = 32  # tokens per text input
 EDGE_VOCAB = 4096  # a text vocabulary that fits a microcontroller's flash (BERT's own is 30,522)
 
@@ -98,9 +100,16 @@ def mobilevit_xxs():
     config = tf.MobileViTConfig(image_size=64, num_labels=10, hidden_sizes=[64, 80, 96],
                                 neck_hidden_sizes=[16, 16, 24, 48, 64, 80, 320], expand_ratio=2.0,
                                 attn_implementation="eager")
-    model = tf.MobileViTForImageClassification(config).eval()
+    model = tf.MobileViTForImageClassification(config)
+    # with transformers' init (std 0.02 everywhere) the logits shrink to ~1e-42 through the convolutions, and
+    # numerical checks mean nothing: PyTorch's default init for convs and dense layers, and BatchNorm statistics
+    # calibrated as the zoo does for its CNNs, keep them well scaled
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            m.reset_parameters()
+    _calibrate_batchnorm(model, [(1, 3, 64, 64)])
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
-    return OutputOf(model, "logits", ("pixel_values",)).eval(), (x,)
+    return OutputOf(model.eval(), "logits", ("pixel_values",)).eval(), (x,)
 
 
 def whisper_tiny_encoder(frames: int = 200):
