@@ -10,6 +10,7 @@ for it.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -134,6 +135,7 @@ class _MainReader:
         self.lowered, self.tensors = lowered, lowered.tensors
         self.var_name: dict = {}  # relax.Var -> tensor name
         self.consts: list = []  # (constant, tensor name)
+        self.const_by_value: dict = {}  # (shape, dtype, sha256 of the bytes) -> tensor name
         self.alloc_op = tvm.ir.Op.get("relax.builtin.alloc_tensor")
         self.reshape_op = tvm.ir.Op.get("relax.reshape")
 
@@ -144,9 +146,15 @@ class _MainReader:
             for c, n in self.consts:
                 if c.same_as(expr):
                     return n
-            n = f"w{len(self.consts)}"
             shape, dtype = _shape_dtype(expr.ty)
-            self.tensors[n] = TensorInfo(n, shape, dtype, "const", value=expr.value.numpy())
+            value = expr.value.numpy()
+            # equal constants are one weight in flash: FoldConstant makes a copy of a transposed weight for
+            # each use, and an unrolled RNN uses it at every time step (a GRU over 49 frames: 49 copies)
+            key = (shape, dtype, hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest())
+            n = self.const_by_value.get(key) or f"w{len(self.consts)}"
+            if n not in self.tensors:
+                self.tensors[n] = TensorInfo(n, shape, dtype, "const", value=value)
+                self.const_by_value[key] = n
             self.consts.append((expr, n))
             return n
         if isinstance(expr, relax.Var) and expr in self.var_name:
