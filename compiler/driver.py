@@ -129,7 +129,8 @@ def _manifest(loaded, tgt, be, opts, artifact, compile_s: float, io: dict) -> di
     """The manifest before validation (edgecc.manifest.Manifest is its typed form)."""
     return {
         "model": {"name": loaded.name, "source": loaded.source, "kind": loaded.kind, "task": loaded.task,
-                  "source_sha256": loaded.source_sha256},
+                  "source_sha256": loaded.source_sha256,
+                  **({"onnx": loaded.onnx_info} if getattr(loaded, "onnx_info", None) else {})},
         "target": {"name": tgt.name, "device": tgt.device, "triple": tgt.cpu.triple, "cpu": tgt.cpu.cpu,
                    "accelerator": dataclasses.asdict(tgt.accelerator) if tgt.accelerator else None,
                    "transport": dataclasses.asdict(tgt.transport), "source": tgt.source},
