@@ -38,6 +38,7 @@ class NormalizedOnnx:
     dropped_inputs: int = 0
     external_data: list[str] = field(default_factory=list)
     graph_name: str = ""
+    call: str = ""
     proto: object = None
 
     def manifest(self) -> dict:
@@ -49,6 +50,8 @@ class NormalizedOnnx:
             out["external_data"] = self.external_data
         if self.graph_name and self.graph_name != ENTRY_NAME:
             out["graph_name"] = self.graph_name
+        if self.call:
+            out["normalized_by"] = self.call  # the work file the backends' calls name is its output
         return out
 
 
@@ -76,7 +79,9 @@ def normalize_onnx(path: Path, input_shapes=None) -> NormalizedOnnx:
     proto = infer_shapes(proto, path)
     out = _work_dir() / f"{_safe_stem(path)}.onnx"
     _save(proto, out)
-    return NormalizedOnnx(out, opset, default_opset(proto), dropped, external, graph_name, proto)
+    shapes = f", input_shapes={[list(s) for s in input_shapes]}" if input_shapes is not None else ""
+    call = f"edgecc.compiler.onnx_input.normalize_onnx(Path({str(path)!r}){shapes}) -> {out}"
+    return NormalizedOnnx(out, opset, default_opset(proto), dropped, external, graph_name, call, proto)
 
 
 def default_opset(proto) -> int:
