@@ -325,6 +325,13 @@ def _from_onnx(path: Path, input_shapes, name) -> LoadedModel:
                         source_sha256=_sha256(path), onnx_info=normalized.manifest())
     try:
         outputs = model.reference(arrays)
+        if not all(np.isfinite(o).all() for o in outputs if np.issubdtype(o.dtype, np.floating)):
+            # e.g. Sqrt or Pow of normal samples: positive inputs instead, where they give finite outputs
+            positive = [rng.uniform(0.1, 1.0, a.shape).astype(a.dtype) if np.issubdtype(a.dtype, np.floating)
+                        else a for a in arrays]
+            retry = model.reference(positive)
+            if all(np.isfinite(o).all() for o in retry if np.issubdtype(o.dtype, np.floating)):
+                model.example_inputs, outputs = positive, retry
     except Exception as e:
         raise ModelError(f"{path} fails in ONNX Runtime on inputs {[list(a.shape) for a in arrays]}: "
                          f"{first_line(e)}") from e

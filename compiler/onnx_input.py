@@ -70,6 +70,8 @@ def normalize_onnx(path: Path, input_shapes=None) -> NormalizedOnnx:
     except Exception as e:
         raise ModelError(f"{path} is not a valid ONNX model: {first_line(e)}") from e
     opset = default_opset(proto)
+    if opset < 7:
+        channel_prelu_slopes(proto)
     proto = upgrade_opset(proto, opset, path)  # before the inputs are dropped: IR 3 needs initializers as inputs
     dropped = drop_initializer_inputs(proto)
     if input_shapes is not None:
@@ -154,6 +156,34 @@ def upgrade_opset(proto, opset: int, path: Path):
     converted.ir_version = max(proto.ir_version, converted.ir_version,
                                helper.find_min_ir_version_for(list(converted.opset_import)))
     return converted
+
+
+def channel_prelu_slopes(proto) -> int:
+    """Before opset 7, a PRelu slope of shape [C] applied per channel (axis 1); from 7 on it broadcasts numpy-style
+    (against the last axis), and onnx.version_converter leaves it as it is. Reshape such slopes (initializers) to
+    [C, 1, ...] so the upgraded model computes what the original did; how many were reshaped."""
+    from onnx import shape_inference
+
+    try:
+        shapes = shape_inference.infer_shapes(proto)
+    except Exception:
+        return 0
+    ranks = {v.name: len(v.type.tensor_type.shape.dim)
+             for v in [*shapes.graph.input, *shapes.graph.value_info] if v.type.tensor_type.HasField("shape")}
+    inits = {i.name: i for i in proto.graph.initializer}
+    n = 0
+    for node in proto.graph.node:
+        if node.op_type != "PRelu" or len(node.input) < 2 or node.input[1] not in inits:
+            continue
+        slope, rank = inits[node.input[1]], ranks.get(node.input[0], 0)
+        if len(slope.dims) == 1 and slope.dims[0] > 1 and rank > 2:
+            slope.dims.extend([1] * (rank - 2))
+            for inp in proto.graph.input:  # the same weight listed as an input (IR 3) gets the same shape
+                if inp.name == slope.name:
+                    for _ in range(rank - 2):
+                        inp.type.tensor_type.shape.dim.add().dim_value = 1
+            n += 1
+    return n
 
 
 def set_input_shapes(graph, input_shapes, path: Path) -> None:
