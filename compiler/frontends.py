@@ -65,7 +65,9 @@ class LoadedModel:
         self.check_inputs(inputs)
         if self.kind == "onnx":
             ort = require("onnxruntime", "onnxruntime", "running the ONNX reference")
-            sess = ort.InferenceSession(str(self.onnx_path), providers=["CPUExecutionProvider"])
+            opts = ort.SessionOptions()
+            opts.log_severity_level = 4  # its errors come back as the exception, said once in one line
+            sess = ort.InferenceSession(str(self.onnx_path), opts, providers=["CPUExecutionProvider"])
             return [np.asarray(o) for o in sess.run(None, dict(zip(self.input_names, inputs, strict=True)))]
         import torch
 
