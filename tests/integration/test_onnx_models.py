@@ -144,3 +144,17 @@ def test_unsupported_op_names_op_opset_and_backend(tmp_path):
     r = edgecc_cli("compile", tmp_path / "det.onnx", "-b", "tvm", "-o", out)
     assert_clean_failure(r, 5, "backend 'tvm' cannot lower op ONNX Det", "opset 17, converted from 11",
                          "try --backend iree", out_dir=out)
+
+
+def test_tvm_falls_back_where_a_default_schedule_rule_fails(tmp_path):
+    # Gemm -> Relu -> Dropout with its mask (AlexNet's and VGG-19's classifier): a fused function with two outputs,
+    # on which dlight's CPU Reduction rule raises ScheduleError 'compute-at'; the build goes on without that rule
+    rng = np.random.default_rng(0)
+    weights = [numpy_helper.from_array(rng.standard_normal((32, 64)).astype(np.float32), "w"),
+               numpy_helper.from_array(rng.standard_normal(32).astype(np.float32), "b")]
+    nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["h"], transB=1), helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("Dropout", ["r"], ["y", "mask"], ratio=0.5)]
+    onnx.save(_model(nodes, [_vi("x", [1, 64])], [_vi("y", [1, 32])], weights, opset=9), tmp_path / "fc.onnx")
+    m = _compile(tmp_path / "fc.onnx", "tvm", tmp_path / "b")
+    fallbacks = m["artifact"]["info"]["schedule_rule_fallbacks"]
+    assert fallbacks and fallbacks[0]["rule"] == "Reduction" and "ScheduleError" in fallbacks[0]["error"]
