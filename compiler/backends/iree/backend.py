@@ -40,7 +40,8 @@ class IreeBackend:
         work.mkdir(exist_ok=True)
         mlir = work / "model.mlir"
         call, graph_stats = import_model(model, mlir, workdir, opts.nhwc_graph)
-        build = Build(mlir, workdir, opts, flags=list(cfg.flags), calls=[call], graph_stats=graph_stats)
+        build = Build(mlir, workdir, opts, flags=list(cfg.flags) + io_dtype_flags(mlir), calls=[call],
+                      graph_stats=graph_stats)
         if graph_stats is not None:
             build.info["nhwc_graph"] = graph_stats
         try:
@@ -70,7 +71,7 @@ class IreeBackend:
         plain flags only. (Build, iree-compile argv); UnsupportedOpError naming the ONNX op if that fails too."""
         mlir = workdir / "work" / "model.plain.mlir"
         call, _ = import_model(model, mlir, workdir, False)
-        flags = [f for f in cfg.flags if not f.startswith("--iree-preprocessing-pass-pipeline")]
+        flags = [f for f in cfg.flags if not f.startswith("--iree-preprocessing-pass-pipeline")] + io_dtype_flags(mlir)
         build = Build(mlir, workdir, opts, flags=flags + list(options.extra_flags), calls=[call], graph_stats=None)
         why = first_line(error, 1000).split("; repro:")[0].replace(f"{workdir}/", "")
         build.info["fallback"] = f"plain build (no edgecc rewrites, no preprocessing pipeline) after: {why[:300]}"
@@ -111,3 +112,14 @@ class IreeBackend:
 
     def versions(self) -> dict[str, str]:
         return {p: package_version(p) for p in ("iree-base-compiler", "iree-base-runtime", "torch-mlir", "torch")}
+
+
+def io_dtype_flags(mlir: Path) -> list[str]:
+    """iree-compile flags the entry point's types need: float64 inputs or outputs stay float64 (IREE demotes f64 to
+    f32 by default, and the caller's f64 buffers would then not match the function)."""
+    with open(mlir) as f:
+        for line in f:
+            if "func.func @" in line and "private" not in line.split("@")[0]:
+                return ["--iree-input-demote-f64-to-f32=false"] if "f64" in line else []
+    return []
+
