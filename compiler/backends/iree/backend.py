@@ -22,6 +22,8 @@ from .importer import entry_function, import_model, raise_if_onnx_op_fails, rais
 from .options import OPTIONS, IreeOptions
 from .pipeline import MODULE_PASSES, TILE_PASSES, Build, run_passes
 
+# the target flags a plain rebuild leaves out (_plain_build)
+_PLAIN_DROPS = ("--iree-preprocessing-pass-pipeline", "--iree-opt-level")
 # the passes' artifact info sections, in the manifest's order
 _PASS_INFO = ("nhwc_rewrites", "nhwc_graph", "matmul_data_tiling_hints", "matmul_vector_tiles", "conv_vector_tiles",
               "conv_data_tiling")
@@ -66,15 +68,17 @@ class IreeBackend:
         return Artifact(files=files, entry="model.vmfb", calls=build.calls, flags=build.flags, info=info)
 
     def _plain_build(self, model, cfg, opts, workdir: Path, options: CompileOptions, error: Exception):
-        """An ONNX model whose build with edgecc's rewrites and the target's preprocessing failed (IREE's
-        conv-to-channels-last pipeline broke a 1-wide Conv1d): once more from a fresh import, with the target's
-        plain flags only. (Build, iree-compile argv); UnsupportedOpError naming the ONNX op if that fails too."""
+        """An ONNX model whose build with edgecc's rewrites and the target's tuned flags failed (IREE 3.13's
+        "write affecting operations on global resources" on a 1-wide Conv1d and on an Inception-v2 convolution, with
+        the conv-to-channels-last pipeline or at -O3): once more from a fresh import, with the target's flags less
+        those. (Build, iree-compile argv); UnsupportedOpError naming the ONNX op if that fails too."""
         mlir = workdir / "work" / "model.plain.mlir"
         call, _ = import_model(model, mlir, workdir, False)
-        flags = [f for f in cfg.flags if not f.startswith("--iree-preprocessing-pass-pipeline")] + io_dtype_flags(mlir)
+        flags = [f for f in cfg.flags if not f.startswith(_PLAIN_DROPS)] + io_dtype_flags(mlir)
         build = Build(mlir, workdir, opts, flags=flags + list(options.extra_flags), calls=[call], graph_stats=None)
         why = first_line(error, 1000).split("; repro:")[0].replace(f"{workdir}/", "")
-        build.info["fallback"] = f"plain build (no edgecc rewrites, no preprocessing pipeline) after: {why[:300]}"
+        dropped = "/".join(_PLAIN_DROPS)
+        build.info["fallback"] = f"plain build (no edgecc rewrites, no target {dropped} flags) after: {why[:300]}"
         argv = build.compile_argv(workdir / "model.vmfb")
         try:
             run_tool(argv, cwd=workdir, timeout=3600)
