@@ -74,14 +74,14 @@ def normalize_onnx(path: Path, input_shapes=None) -> NormalizedOnnx:
         channel_prelu_slopes(proto)
     proto = upgrade_opset(proto, opset, path)  # before the inputs are dropped: IR 3 needs initializers as inputs
     dropped = drop_initializer_inputs(proto)
-    if input_shapes is not None:
+    if input_shapes:
         set_input_shapes(proto.graph, input_shapes, path)
     graph_name = proto.graph.name
     proto.graph.name = ENTRY_NAME
     proto = infer_shapes(proto, path)
     out = _work_dir() / f"{_safe_stem(path)}.onnx"
     _save(proto, out)
-    shapes = f", input_shapes={[list(s) for s in input_shapes]}" if input_shapes is not None else ""
+    shapes = f", input_shapes={[list(s) for s in input_shapes]}" if input_shapes else ""
     call = f"edgecc.compiler.onnx_input.normalize_onnx(Path({str(path)!r}){shapes}) -> {out}"
     return NormalizedOnnx(out, opset, default_opset(proto), dropped, external, graph_name, call, proto)
 
