@@ -1,6 +1,9 @@
-"""Keyword spotting: MLPerf Tiny's DS-CNN (49x10 MFCC input, 12 classes)."""
+"""Audio: keyword spotting (MLPerf Tiny's DS-CNN; GRU and LSTM spotters over the same 49x10 MFCC frames) and
+MLPerf Tiny's ToyADMOS anomaly-detection autoencoder."""
 
 from __future__ import annotations
+
+from itertools import pairwise
 
 from torch import nn
 
@@ -29,3 +32,56 @@ class DSCNN(nn.Module):
                 tags=("tiny", "mlperf-tiny"))
 def ds_cnn():
     return DSCNN()
+
+
+class RecurrentKWS(nn.Module):
+    """A recurrent keyword spotter ("Hello Edge", Zhang et al. 2017): a GRU or LSTM over the 49 MFCC frames, the
+    last frame's hidden state into a dense layer. The input is (1, 49, 10): batch, frames, coefficients."""
+
+    def __init__(self, cell=nn.GRU, hidden=64, layers=1, num_classes=12, features=10):
+        super().__init__()
+        self.rnn = cell(features, hidden, num_layers=layers, batch_first=True)
+        self.fc = nn.Linear(hidden, num_classes)
+
+    def forward(self, x):
+        out, _ = self.rnn(x)
+        return self.fc(out[:, -1])
+
+
+@register_model("gru-kws", [(1, 49, 10)], "GRU keyword spotter (49x10 MFCC frames, 1x64 GRU, 12 classes)",
+                tags=("tiny",))
+def gru_kws():
+    return RecurrentKWS(nn.GRU)
+
+
+@register_model("lstm-kws", [(1, 49, 10)], "LSTM keyword spotter (49x10 MFCC frames, 1x64 LSTM, 12 classes)",
+                tags=("tiny",))
+def lstm_kws():
+    return RecurrentKWS(nn.LSTM)
+
+
+def dense_bn_relu(cin, cout):
+    return [nn.Linear(cin, cout), nn.BatchNorm1d(cout), nn.ReLU()]
+
+
+class ToyAdmosAutoencoder(nn.Module):
+    """MLPerf Tiny anomaly detection reference (DCASE 2020 task 2 baseline): 5 frames x 128 log-mel bins = 640
+    inputs, four dense 128 + BatchNorm + ReLU, an 8-wide bottleneck, four more 128s, a linear 640 reconstruction
+    (the anomaly score is its error). 267,928 trainable parameters, 269,992 with the BatchNorm statistics."""
+
+    def __init__(self, features=640, width=128, bottleneck=8):
+        super().__init__()
+        dims = [features] + [width] * 4 + [bottleneck] + [width] * 4
+        layers = []
+        for cin, cout in pairwise(dims):
+            layers += dense_bn_relu(cin, cout)
+        self.body = nn.Sequential(*layers, nn.Linear(width, features))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+@register_model("toyadmos-ae", [(1, 640)], "MLPerf Tiny anomaly detection autoencoder (ToyADMOS, 640 -> 8 -> 640)",
+                task="anomaly-detection", tags=("tiny", "mlperf-tiny"))
+def toyadmos_ae():
+    return ToyAdmosAutoencoder()

@@ -1,4 +1,4 @@
-"""micro: PyTorch → TVM TIR kernels + edgecc AOT C → Cortex-M firmware (what microTVM did, on TVM 0.27).
+"""micro: PyTorch or ONNX → TVM TIR kernels + edgecc AOT C → Cortex-M firmware (what microTVM did, on TVM 0.27).
 
     lower_to_tir (micro/lower.py)      Relax legalize + fuse, kernels scheduled for small scratch
     build_kernels (micro/kernels.py)   kernels as C (gcc) or a Thumb object (LLVM)
@@ -46,6 +46,18 @@ def _checked_options(opts: dict) -> tuple[str, bool, int]:
     return codegen, schedule, int(str(opts.get("stack_kb", 8))) * 1024
 
 
+def _import_relax(model):
+    """The TVM backend's Relax import (torch.export or the ONNX frontend), its refusals named for this backend."""
+    from edgecc.compiler.backends.tvm.importer import import_relax
+    from edgecc.errors import UnsupportedOpError
+
+    try:
+        return import_relax(model)[0]
+    except UnsupportedOpError as e:
+        raise UnsupportedOpError(e.op, "micro", "try --backend tvm or --backend iree on a CPU target",
+                                 detail="TVM's Relax frontend has no converter for it") from e
+
+
 @register_backend("micro")
 class MicroBackend:
     OPTIONS = {"codegen": "c (default) or llvm", "opt": "gcc optimisation level: -O0 -O1 -O2 -O3 -Os -Oz",
@@ -75,7 +87,7 @@ class MicroBackend:
 
             return compile_int8(model, target, board, workdir, opts, options, stack_bytes)
 
-        lowered = lower_to_tir(model.exported_program(), model.name, schedule=schedule)
+        lowered = lower_to_tir(_import_relax(model), model.name, schedule=schedule)
         tvm_target = dict(cfg.tvm_target) if codegen == "llvm" else {"kind": "c"}
         built = build_kernels(lowered.kernels, codegen, tvm_target, workdir)
         for call in lowered.calls:
@@ -87,7 +99,8 @@ class MicroBackend:
               "outputs": [tensor_io(lowered.tensors[n]) for n in lowered.outputs]}
         check_budget(model.name, target, board, plan.size, stack_bytes, io, lowered.weight_bytes)
 
-        note = (f"Generated from {model.name} by torch.export -> TVM {tvm.__version__} Relax -> TIR kernels "
+        importer = "the ONNX frontend" if model.kind == "onnx" else "torch.export"
+        note = (f"Generated from {model.name} by {importer} -> TVM {tvm.__version__} Relax -> TIR kernels "
                 f"({codegen} codegen) for {target.name} / {board.name}.")
         model_c, model_h = emit_aot_c(lowered, built.symbols, plan, note)
         (workdir / "model.c").write_text(model_c)

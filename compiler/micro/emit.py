@@ -114,9 +114,9 @@ def emit_aot_c(lowered, symbols: dict[str, str], plan: ArenaPlan, header_note: s
 
     Example: `c, h = emit_aot_c(lowered, built.symbols, plan_arena(model_buffers(lowered)), "from cifar-cnn")`.
     """
-    used = []  # tensors passed to a kernel, in first-use order
-    for call in lowered.calls:
-        for a in call.args:
+    used = []  # tensors passed to a kernel (or copied to an output), in first-use order
+    for args in [c_.args for c_ in lowered.calls] + [[lowered.root(s)] for s in _copies(lowered).values()]:
+        for a in args:
             if a not in used:
                 used.append(a)
     io = {n: ("inputs", i) for i, n in enumerate(lowered.inputs)}
@@ -142,7 +142,7 @@ def _c_preamble(lowered, symbols: dict[str, str], plan: ArenaPlan, header_note: 
          f" * {len(lowered.calls)} kernel calls; arena {plan.size} bytes (lower bound {plan.lower_bound});"
          f" weights {lowered.weight_bytes} bytes.",
          " */",
-         "#include <math.h>", "#include <stddef.h>", "#include <stdint.h>", "",
+         "#include <math.h>", "#include <stddef.h>", "#include <stdint.h>", "#include <string.h>", "",
          "#include <dlpack/dlpack.h>", "#include <tvm/ffi/c_api.h>", "", '#include "edgecc/rt.h"',
          '#include "model.h"', "",
          "/* Kernels (kernels.c / kernels.o), TVM-FFI packed convention: args are DLTensor pointers. */",
@@ -177,8 +177,9 @@ def _c_tensors(lowered, used: list[str], io: dict, plan: ArenaPlan) -> tuple[lis
 
 def _c_kernel_calls(lowered) -> list[str]:
     """run_kernel (packs DLTensor pointers into TVM-FFI arguments) and each step's argument list."""
+    arity = max((len(c_.args) for c_ in lowered.calls), default=1)  # a split or an RNN step may take many
     c = ["", "static int run_kernel(edgecc_kernel_fn kernel, const DLTensor* const* tensors, int n) {",
-         "  TVMFFIAny args[16], result;",
+         f"  TVMFFIAny args[{arity}], result;  /* the most tensors one kernel takes */",
          "  for (int i = 0; i < n; i++) {",
          "    args[i].type_index = kTVMFFIDLTensorPtr;",
          "    args[i].zero_padding = 0;",
@@ -189,8 +190,6 @@ def _c_kernel_calls(lowered) -> list[str]:
          "  result.v_int64 = 0;",
          "  return kernel(NULL, args, n, &result);",
          "}", ""]
-    if max((len(c_.args) for c_ in lowered.calls), default=0) > 16:
-        raise ValueError("a kernel takes more than 16 tensors; raise the args[] size in emit.py")
     for i, call in enumerate(lowered.calls):
         c.append(f"static const DLTensor* const step{i}_args[{len(call.args)}] = "
                  f"{{{', '.join('&' + a for a in call.args)}}};")
@@ -209,8 +208,26 @@ def _c_run_function(lowered, symbols: dict[str, str], plan: ArenaPlan, runtime_b
             c.append(f"  edgecc_workspace_set(arena + {plan.offsets[f'scratch{i}']}, {call.workspace_bytes});")
         c.append(f"  if (run_kernel((edgecc_kernel_fn){symbols[call.kernel]}, "
                  f"step{i}_args, {len(call.args)}) != 0) return {i + 1};")
+    for out, src in _copies(lowered).items():
+        root = lowered.root(src)
+        kind = lowered.tensors[root].kind
+        if kind in ("input", "output"):
+            where = f"{kind}s[{_index(getattr(lowered, kind + 's'), root, lowered)}]"
+        else:
+            where = f"{root}_data" if kind == "const" else f"{root}.data"
+        c.append(f"  /* output {lowered.outputs.index(out)} is a copy of {kind} {root} */")
+        c.append(f"  memcpy(outputs[{lowered.outputs.index(out)}], {where}, {lowered.tensors[out].nbytes});")
     c += ["  return 0;", "}", ""]
     return c
+
+
+def _copies(lowered) -> dict[str, str]:
+    return getattr(lowered, "copies", {})
+
+
+def _index(names: list[str], root: str, lowered) -> int:
+    """Position of the input/output whose memory is `root`."""
+    return next(i for i, n in enumerate(names) if lowered.root(n) == root)
 
 
 def emit_reference_input(inputs: list[np.ndarray]) -> str:

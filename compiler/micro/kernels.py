@@ -26,6 +26,29 @@ class BuiltKernels:
     call: str  # the API call, for the manifest
 
 
+# TVM's C codegen prints a non-finite constant with the C++ stream's spelling plus the literal's suffix: `inff`,
+# `-inff`, `nanf` for float32 (also under a `(half)` cast), `inf`, `nan` for float64. No C compiler knows them
+# (`nanf` is even a math.h function); `math.h`'s INFINITY and NAN are what C spells them.
+_NON_FINITE = re.compile(r"(?<![\w.>])(inff|nanf|inf|nan)(?![\w(])")
+_C_NON_FINITE = {"inff": "((float)INFINITY)", "nanf": "((float)NAN)", "inf": "((double)INFINITY)",
+                 "nan": "((double)NAN)"}
+_C_STRING = re.compile(r'"(?:\\.|[^"\\\n])*"')
+
+
+def portable_c(source: str) -> str:
+    """`source` (TVM-generated C) with its non-finite constants spelled the C way, string literals untouched.
+
+    Example: `portable_c("y = v > -inff ? v : 0;")` == `"y = v > -((float)INFINITY) ? v : 0;"`.
+    """
+    out, pos = [], 0
+    for m in _C_STRING.finditer(source):
+        out.append(_NON_FINITE.sub(lambda t: _C_NON_FINITE[t.group(1)], source[pos:m.start()]))
+        out.append(m.group(0))
+        pos = m.end()
+    out.append(_NON_FINITE.sub(lambda t: _C_NON_FINITE[t.group(1)], source[pos:]))
+    return "".join(out)
+
+
 _WORKSPACE_CALL = re.compile(r"TVMBackendAllocWorkspace\(([^,]+),([^,]+),\s*(?:T\.uint64\()?([^,)]+)")
 
 
@@ -71,7 +94,7 @@ def build_kernels(kernels, codegen: str, tvm_target: dict, workdir: Path) -> Bui
             workspace[name] = max(workspace.get(name, 0), _workspace_requests(func))
     workdir = Path(workdir)
     if codegen == "c":
-        (workdir / "kernels.c").write_text(runtime_mod.inspect_source())
+        (workdir / "kernels.c").write_text(portable_c(runtime_mod.inspect_source()))
         files = ["kernels.c"]
     else:
         runtime_mod.write_to_file(str(workdir / "kernels.o"))

@@ -1,15 +1,16 @@
 """Relax → TIR kernels + a flat list of kernel calls: the front half of the micro backend.
 
-The ExportedProgram is imported into Relax, legalized to TIR, fused, and turned into explicit destination
-passing (CallTIRRewrite): `main` becomes a straight line of `kernel(args..., outs...)` calls on statically
-shaped tensors. Instead of running the VM's StaticPlanBlockMemory we read that line ourselves into
-`KernelCall`s over named `TensorInfo`s, so the memory plan (plan.py) sees every tensor and every kernel's
-scratch, and the AOT emitter (emit.py) can write plain C for it.
+The model, imported into Relax by the TVM backend's importer (torch.export or ONNX), is legalized to TIR,
+fused, and turned into explicit destination passing (CallTIRRewrite): `main` becomes a straight line of
+`kernel(args..., outs...)` calls on statically shaped tensors. Instead of running the VM's
+StaticPlanBlockMemory we read that line ourselves into `KernelCall`s over named `TensorInfo`s, so the memory
+plan (plan.py) sees every tensor and every kernel's scratch, and the AOT emitter (emit.py) can write plain C
+for it.
 """
 
 from __future__ import annotations
 
-import re
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -57,6 +58,7 @@ class LoweredModel:
     inputs: list[str]
     outputs: list[str]
     relax_text: str = ""
+    copies: dict[str, str] = field(default_factory=dict)  # output tensor -> the tensor it is a copy of
     passes: list[str] = field(default_factory=lambda: list(RELAX_PASSES))
 
     def root(self, name: str) -> str:
@@ -71,26 +73,20 @@ class LoweredModel:
 
 
 
-def lower_to_tir(exported_program, name: str = "model", schedule: bool = True) -> LoweredModel:
-    """Lower a torch.export ExportedProgram to scheduled TIR kernels and the call list that runs them.
+def lower_to_tir(mod, name: str = "model", schedule: bool = True) -> LoweredModel:
+    """Lower a Relax IRModule (from `import_relax`: torch.export or the ONNX frontend) to scheduled TIR kernels
+    and the call list that runs them.
 
     Example:
-        lowered = lower_to_tir(torch.export.export(net, (x,)), "cifar-cnn")
+        mod, _ = import_relax(load_model("cifar-cnn"))
+        lowered = lower_to_tir(mod, "cifar-cnn")
         [c.kernel for c in lowered.calls]   # ['fused_conv2d_add_relu', 'max_pool2d', ...]
     """
     import tvm
     from tvm import relax
-    from tvm.relax.frontend.torch import from_exported_program
 
     from edgecc.compiler.micro.schedule import schedule_for_mcu
 
-    try:
-        mod = from_exported_program(exported_program, keep_params_as_input=False)
-    except Exception as e:  # the importer names the missing op in its message
-        op = re.search(r"[Uu]nsupported.*?(\w+(?:\.\w+)+)", str(e))
-        raise UnsupportedOpError(op.group(1) if op else "(import)", "micro",
-                                 "try --backend tvm or --backend iree on a CPU target",
-                                 detail=str(e).strip().splitlines()[-1][:200]) from e
     mod = tvm.transform.Sequential([getattr(relax.transform, p)() for p in RELAX_PASSES])(mod)
     main = mod["main"]
 
@@ -139,6 +135,7 @@ class _MainReader:
         self.lowered, self.tensors = lowered, lowered.tensors
         self.var_name: dict = {}  # relax.Var -> tensor name
         self.consts: list = []  # (constant, tensor name)
+        self.const_by_value: dict = {}  # (shape, dtype, sha256 of the bytes) -> tensor name
         self.alloc_op = tvm.ir.Op.get("relax.builtin.alloc_tensor")
         self.reshape_op = tvm.ir.Op.get("relax.reshape")
 
@@ -149,9 +146,15 @@ class _MainReader:
             for c, n in self.consts:
                 if c.same_as(expr):
                     return n
-            n = f"w{len(self.consts)}"
             shape, dtype = _shape_dtype(expr.ty)
-            self.tensors[n] = TensorInfo(n, shape, dtype, "const", value=expr.value.numpy())
+            value = expr.value.numpy()
+            # equal constants are one weight in flash: FoldConstant makes a copy of a transposed weight for
+            # each use, and an unrolled RNN uses it at every time step (a GRU over 49 frames: 49 copies)
+            key = (shape, dtype, hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest())
+            n = self.const_by_value.get(key) or f"w{len(self.consts)}"
+            if n not in self.tensors:
+                self.tensors[n] = TensorInfo(n, shape, dtype, "const", value=value)
+                self.const_by_value[key] = n
             self.consts.append((expr, n))
             return n
         if isinstance(expr, relax.Var) and expr in self.var_name:
@@ -186,6 +189,11 @@ class _MainReader:
             self.var_name[var] = self.tensor_of(value)
         elif isinstance(value, relax.Tuple):
             self.var_name[var] = [self.tensor_of(f) for f in value.fields]
+        elif isinstance(value, relax.TupleGetItem):  # one output of a tuple-returning kernel (split, an RNN step)
+            fields = self.var_name.get(value.tuple_value)
+            if not isinstance(fields, list):
+                raise UnsupportedOpError("TupleGetItem", "micro", detail=f"of a non-tuple {value.tuple_value}")
+            self.var_name[var] = fields[value.index]
         elif isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op):
             raise UnsupportedOpError(value.op.name, "micro", "try --backend tvm or --backend iree on a CPU target",
                                      detail="no TIR legalization for it")
@@ -200,15 +208,19 @@ class _MainReader:
             [self.tensor_of(result)])
         if isinstance(outs, str):
             outs = [outs]
-        for i, n in enumerate(outs):
+        for n in outs:
             root = self.lowered.root(n)
-            if self.tensors[root].kind != "temp":
-                # an output that is an input, a weight or already an output: the AOT code has to copy it
-                raise UnsupportedOpError("identity output", "micro",
-                                         detail=f"output {i} is {self.tensors[root].kind} {root}, not computed by a "
-                                                "kernel")
-            self.tensors[root].kind = "output"
-            self.lowered.outputs.append(n)
+            if self.tensors[root].kind == "temp":
+                self.tensors[root].kind = "output"
+                self.lowered.outputs.append(n)
+                continue
+            # an output no kernel writes to its own buffer (the model returns an input, a weight, or one tensor
+            # twice): a tensor of its own that the AOT code fills with a copy after the kernels
+            src = self.tensors[n]
+            copy = f"t{len(self.tensors)}"
+            self.tensors[copy] = TensorInfo(copy, src.shape, src.dtype, "output")
+            self.lowered.copies[copy] = n
+            self.lowered.outputs.append(copy)
 
 
 def _is_tensor_const(expr) -> bool:

@@ -35,6 +35,7 @@ def import_torch(model, mlir: Path, nhwc_graph: bool = False) -> tuple[str, dict
         from .passes.channels_last_graph import channels_last
 
         ep, stats = channels_last(ep, tuple(torch.from_numpy(a) for a in model.example_inputs))
+    _expose_non_persistent_buffers(ep)
     diagnostics: list[str] = []
     try:
         module = fx.export_and_import(ep, output_type="linalg-on-tensors", func_name="main",
@@ -53,6 +54,19 @@ def import_torch(model, mlir: Path, nhwc_graph: bool = False) -> tuple[str, dict
         source = f"edgecc.compiler.backends.iree.passes.channels_last_graph.channels_last({source}, inputs)"
     return (f"torch_mlir.fx.export_and_import({source}, output_type='linalg-on-tensors', func_name='main') "
             f"> {mlir.name}"), stats
+
+
+def _expose_non_persistent_buffers(ep) -> None:
+    """torch.export keeps non-persistent buffers (transformers' BERT `position_ids`, `token_type_ids`) in
+    `ep.constants`, but torch-mlir's FX importer reads every buffer from `ep.state_dict` and otherwise stops with
+    "Could not find state mapping for buffer": make them persistent (the graph is frozen into constants anyway).
+    This changes only which of `ep`'s dicts holds the tensor, not what the program computes."""
+    from torch.export.graph_signature import InputKind
+
+    for spec in ep.graph_signature.input_specs:
+        if spec.kind == InputKind.BUFFER and spec.persistent is False and spec.target in ep.constants:
+            spec.persistent = True
+            ep.state_dict[spec.target] = ep.constants.pop(spec.target)
 
 
 def graph_rewritten(nhwc_graph_stats: dict | None) -> bool:

@@ -64,8 +64,10 @@ def import_relax(model):
         return mod, f"tvm.relax.frontend.onnx.from_onnx(onnx.load({str(model.onnx_path)!r}), shape_dict={shapes})"
     from tvm.relax.frontend.torch import from_exported_program
 
+    from edgecc.compiler.backends.tvm.torch_rewrites import prepare_for_relax
+
     try:
-        mod = from_exported_program(model.exported_program(), keep_params_as_input=False)
+        mod = from_exported_program(prepare_for_relax(model.exported_program()), keep_params_as_input=False)
     except Exception as e:
         _raise_if_unsupported(str(e))
         raise ModelError(f"TVM's Relax frontend could not import {model.name}: {first_line(e, 300)}") from e
