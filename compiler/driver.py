@@ -17,7 +17,7 @@ from edgecc.bundle import Bundle, check_replaceable, staging, write_manifest
 from edgecc.compiler.artifact import CompileOptions
 from edgecc.compiler.backends import get_backend
 from edgecc.compiler.frontends import load_model
-from edgecc.errors import CannotRunHere, ModelError, TargetError, UsageError, ValidationError
+from edgecc.errors import CannotRunHere, EdgeccError, ModelError, TargetError, UsageError, ValidationError, first_line
 from edgecc.targets import get_target
 from edgecc.validate import compare
 
@@ -129,7 +129,8 @@ def _manifest(loaded, tgt, be, opts, artifact, compile_s: float, io: dict) -> di
     """The manifest before validation (edgecc.manifest.Manifest is its typed form)."""
     return {
         "model": {"name": loaded.name, "source": loaded.source, "kind": loaded.kind, "task": loaded.task,
-                  "source_sha256": loaded.source_sha256},
+                  "source_sha256": loaded.source_sha256,
+                  **({"onnx": loaded.onnx_info} if getattr(loaded, "onnx_info", None) else {})},
         "target": {"name": tgt.name, "device": tgt.device, "triple": tgt.cpu.triple, "cpu": tgt.cpu.cpu,
                    "accelerator": dataclasses.asdict(tgt.accelerator) if tgt.accelerator else None,
                    "transport": dataclasses.asdict(tgt.transport), "source": tgt.source},
@@ -175,6 +176,12 @@ def _validate(bundle: Bundle, loaded, inputs, ref_outputs, tolerance) -> dict:
         outputs = runner.run(inputs)
     except CannotRunHere as e:
         return {"status": f"not run: {e}"}
+    except EdgeccError:
+        raise
+    except Exception as e:  # the runtime refusing the artifact (e.g. buffers that do not match its signature)
+        raise ValidationError(f"{loaded.name} on {bundle.manifest['target']['name']}/{bundle.backend} failed to run "
+                              f"for validation: {type(e).__name__}: {first_line(e, 300)}; pass --no-validate to keep "
+                              "it anyway, or report the model") from e
     # int8: top-1 on one input is not required to agree (logits a step apart); accuracy is measured on a dataset
     classification = loaded.task == "classification" and getattr(loaded, "qgraph", None) is None
     result = compare(outputs, ref_outputs, loaded.reference_name, classification, tolerance)

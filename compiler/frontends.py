@@ -39,6 +39,7 @@ class LoadedModel:
     module: Any = None
     onnx_path: Path | None = None
     source_sha256: str = ""
+    onnx_info: dict | None = None  # ONNX sources: the original and converted opset, what normalizing did
     _exported: Any = None
 
     @property
@@ -64,7 +65,9 @@ class LoadedModel:
         self.check_inputs(inputs)
         if self.kind == "onnx":
             ort = require("onnxruntime", "onnxruntime", "running the ONNX reference")
-            sess = ort.InferenceSession(str(self.onnx_path), providers=["CPUExecutionProvider"])
+            opts = ort.SessionOptions()
+            opts.log_severity_level = 4  # its errors come back as the exception, said once in one line
+            sess = ort.InferenceSession(str(self.onnx_path), opts, providers=["CPUExecutionProvider"])
             return [np.asarray(o) for o in sess.run(None, dict(zip(self.input_names, inputs, strict=True)))]
         import torch
 
@@ -296,48 +299,57 @@ def _from_pickle(path: Path, input_shapes, name) -> LoadedModel:
     return model
 
 
-ONNX_DTYPES = {1: np.float32, 2: np.uint8, 3: np.int8, 6: np.int32, 7: np.int64, 10: np.float16, 11: np.float64}
+ONNX_DTYPES = {1: np.float32, 2: np.uint8, 3: np.int8, 4: np.uint16, 5: np.int16, 6: np.int32, 7: np.int64,
+               9: np.bool_, 10: np.float16, 11: np.float64}
 
 
 def _from_onnx(path: Path, input_shapes, name) -> LoadedModel:
-    if not path.is_file():
-        raise ModelError(f"model file {path} does not exist")
-    onnx = require("onnx", "onnx", "reading ONNX models")
-    try:
-        proto = onnx.load(str(path))
-        onnx.checker.check_model(proto)
-    except Exception as e:
-        raise ModelError(f"{path} is not a valid ONNX model: {first_line(e)}") from e
-    initializers = {i.name for i in proto.graph.initializer}
-    graph_inputs = [i for i in proto.graph.input if i.name not in initializers]
-    if input_shapes and len(input_shapes) != len(graph_inputs):
-        raise ModelError(f"--input-shape given {len(input_shapes)} time(s), {path} has {len(graph_inputs)} input(s) "
-                         f"({', '.join(i.name for i in graph_inputs)}); give one per input, in order")
+    from edgecc.compiler.onnx_input import input_dims, normalize_onnx
+
+    normalized = normalize_onnx(path, input_shapes)
+    graph = normalized.proto.graph
     rng = np.random.default_rng(1)
     arrays, names = [], []
-    for i, inp in enumerate(graph_inputs):
+    for inp in graph.input:
         tt = inp.type.tensor_type
-        dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
-        if input_shapes:
-            dims = list(input_shapes[i])
-        if any(d is None or d <= 0 for d in dims):
-            raise ModelError(f"{path}: input {inp.name!r} has dynamic shape {dims}; pass --input-shape")
+        dims = input_dims(inp)
+        if any(not isinstance(d, int) or d <= 0 for d in dims):
+            shown = "x".join(str(d) for d in dims)
+            raise ModelError(f"{path}: input {inp.name!r} has dynamic shape {shown}; pass --input-shape with the "
+                             f"sizes to compile for (one per input, in order), e.g. --input-shape "
+                             + "x".join(str(d) if isinstance(d, int) and d > 0 else "1" for d in dims))
         dtype = ONNX_DTYPES.get(tt.elem_type)
         if dtype is None:
             raise ModelError(f"{path}: input {inp.name!r} has unsupported ONNX element type {tt.elem_type}")
-        arrays.append(rng.standard_normal(dims).astype(dtype))
+        arrays.append(_example_input(rng, dims, dtype))
         names.append(inp.name)
-    model = LoadedModel(name or path.stem, "onnx", str(path), arrays, names, onnx_path=path.resolve(),
-                        source_sha256=_sha256(path))
+    model = LoadedModel(name or path.stem, "onnx", str(path), arrays, names, onnx_path=normalized.path,
+                        source_sha256=_sha256(path), onnx_info=normalized.manifest())
     try:
         outputs = model.reference(arrays)
+        if not all(np.isfinite(o).all() for o in outputs if np.issubdtype(o.dtype, np.floating)):
+            # e.g. Sqrt or Pow of normal samples: positive inputs instead, where they give finite outputs
+            positive = [rng.uniform(0.1, 1.0, a.shape).astype(a.dtype) if np.issubdtype(a.dtype, np.floating)
+                        else a for a in arrays]
+            retry = model.reference(positive)
+            if all(np.isfinite(o).all() for o in retry if np.issubdtype(o.dtype, np.floating)):
+                model.example_inputs, outputs = positive, retry
     except Exception as e:
         raise ModelError(f"{path} fails in ONNX Runtime on inputs {[list(a.shape) for a in arrays]}: "
                          f"{first_line(e)}") from e
-    model.output_names = [o.name for o in proto.graph.output]
+    model.output_names = [o.name for o in graph.output]
     if len(outputs) == 1 and outputs[0].ndim == 2 and outputs[0].shape[1] > 1:
         model.task = "classification"
     return model
+
+
+def _example_input(rng, dims, dtype) -> np.ndarray:
+    """A random example input: normal floats; small non-negative integers (valid indices for most gathers)."""
+    if np.issubdtype(dtype, np.floating):
+        return rng.standard_normal(dims).astype(dtype)
+    if dtype == np.bool_:
+        return rng.integers(0, 2, dims).astype(np.bool_)
+    return rng.integers(0, 3, dims).astype(dtype)
 
 
 def _sha256(path: Path) -> str:

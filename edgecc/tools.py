@@ -86,7 +86,9 @@ def run_tool(argv: list[str], cwd: str | Path | None = None, timeout: float | No
     out = subprocess.CompletedProcess(argv, proc.returncode, _text(proc.stdout), _text(proc.stderr))
     if check and proc.returncode != 0:
         tail = "\n".join((out.stderr or out.stdout).strip().splitlines()[-15:])
-        first = next((ln for ln in tail.splitlines() if "error" in ln.lower()), tail.splitlines()[-1] if tail else "")
+        # the first diagnostic of the whole output (compilers follow it with pages of IR), else the tail's
+        first = next((ln for ln in (out.stderr or out.stdout).splitlines() if "error:" in ln.lower()), "") or \
+            next((ln for ln in tail.splitlines() if "error" in ln.lower()), tail.splitlines()[-1] if tail else "")
         raise ToolError(f"{Path(argv[0]).name} failed (exit {proc.returncode}): {first.strip()[:300]}; "
                         f"repro: {repro_line(argv, cwd)}",
                         argv=argv, returncode=proc.returncode, stderr=tail, repro=repro_line(argv, cwd))

@@ -12,15 +12,18 @@ from pathlib import Path
 
 from edgecc.compiler.artifact import Artifact, CompileOptions
 from edgecc.compiler.backends import register_backend
+from edgecc.errors import first_line
 from edgecc.targets.host_cpu import cpu_isa_flags, host_cpu_name
 from edgecc.tools import find_tool, package_version, repro_line, run_tool
 
 from .cuda import flag_value, inspect_cuda_vmfb
 from .device_scripts import write_device_scripts
-from .importer import entry_function, import_model, raise_if_unsupported
+from .importer import entry_function, import_model, raise_if_onnx_op_fails, raise_if_unsupported
 from .options import OPTIONS, IreeOptions
 from .pipeline import MODULE_PASSES, TILE_PASSES, Build, run_passes
 
+# the target flags a plain rebuild leaves out (_plain_build)
+_PLAIN_DROPS = ("--iree-preprocessing-pass-pipeline", "--iree-opt-level")
 # the passes' artifact info sections, in the manifest's order
 _PASS_INFO = ("nhwc_rewrites", "nhwc_graph", "matmul_data_tiling_hints", "matmul_vector_tiles", "conv_vector_tiles",
               "conv_data_tiling")
@@ -39,18 +42,21 @@ class IreeBackend:
         work.mkdir(exist_ok=True)
         mlir = work / "model.mlir"
         call, graph_stats = import_model(model, mlir, workdir, opts.nhwc_graph)
-        build = Build(mlir, workdir, opts, flags=list(cfg.flags), calls=[call], graph_stats=graph_stats)
+        build = Build(mlir, workdir, opts, flags=list(cfg.flags) + io_dtype_flags(mlir), calls=[call],
+                      graph_stats=graph_stats)
         if graph_stats is not None:
             build.info["nhwc_graph"] = graph_stats
-        run_passes(MODULE_PASSES, build)
-        build.flags += list(options.extra_flags)
         try:
+            run_passes(MODULE_PASSES, build)
+            build.flags += list(options.extra_flags)
             run_passes(TILE_PASSES, build)
             argv = build.compile_argv(workdir / "model.vmfb")
             run_tool(argv, cwd=workdir, timeout=3600)
         except Exception as e:
-            raise_if_unsupported(str(getattr(e, "stderr", "")) or str(e), "iree")
-            raise
+            if model.kind != "onnx":
+                raise_if_unsupported(str(getattr(e, "stderr", "")) or str(e), "iree")
+                raise
+            build, argv = self._plain_build(model, cfg, opts, workdir, options, e)
         build.calls.append(repro_line([find_tool("iree-compile")] + argv[1:]))
         info = self._info(cfg, build)
         files = ["model.vmfb"]
@@ -61,6 +67,27 @@ class IreeBackend:
         files += write_device_scripts(workdir, info, len(model.example_inputs), len(model.output_names))
         return Artifact(files=files, entry="model.vmfb", calls=build.calls, flags=build.flags, info=info)
 
+    def _plain_build(self, model, cfg, opts, workdir: Path, options: CompileOptions, error: Exception):
+        """An ONNX model whose build with edgecc's rewrites and the target's tuned flags failed (IREE 3.13's
+        "write affecting operations on global resources" on a 1-wide Conv1d and on an Inception-v2 convolution, with
+        the conv-to-channels-last pipeline or at -O3): once more from a fresh import, with the target's flags less
+        those. (Build, iree-compile argv); UnsupportedOpError naming the ONNX op if that fails too."""
+        mlir = workdir / "work" / "model.plain.mlir"
+        call, _ = import_model(model, mlir, workdir, False)
+        flags = [f for f in cfg.flags if not f.startswith(_PLAIN_DROPS)] + io_dtype_flags(mlir)
+        build = Build(mlir, workdir, opts, flags=flags + list(options.extra_flags), calls=[call], graph_stats=None)
+        why = first_line(error, 1000).split("; repro:")[0].replace(f"{workdir}/", "")
+        dropped = "/".join(_PLAIN_DROPS)
+        build.info["fallback"] = f"plain build (no edgecc rewrites, no target {dropped} flags) after: {why[:300]}"
+        argv = build.compile_argv(workdir / "model.vmfb")
+        try:
+            run_tool(argv, cwd=workdir, timeout=3600)
+        except Exception as e:
+            raise_if_onnx_op_fails(e, model, mlir)
+            raise_if_unsupported(str(getattr(e, "stderr", "")) or str(e), "iree")
+            raise
+        return build, argv
+
     def _info(self, cfg, build: Build) -> dict:
         """The artifact info: how to run it, and what the passes did."""
         info = {"driver": cfg.driver or "local-task", "function": entry_function(build.mlir),
@@ -69,7 +96,7 @@ class IreeBackend:
             # target-cpu=host code uses every ISA extension of this CPU: record them, runners check them
             info["host_cpu"] = host_cpu_name()
             info["host_cpu_isa"] = cpu_isa_flags()
-        info.update((key, build.info[key]) for key in _PASS_INFO if key in build.info)
+        info.update((key, build.info[key]) for key in (*_PASS_INFO, "fallback") if key in build.info)
         if build.options.note:
             info["note"] = build.options.note
         return info
@@ -89,3 +116,14 @@ class IreeBackend:
 
     def versions(self) -> dict[str, str]:
         return {p: package_version(p) for p in ("iree-base-compiler", "iree-base-runtime", "torch-mlir", "torch")}
+
+
+def io_dtype_flags(mlir: Path) -> list[str]:
+    """iree-compile flags the entry point's types need: float64 inputs or outputs stay float64 (IREE demotes f64 to
+    f32 by default, and the caller's f64 buffers would then not match the function)."""
+    with open(mlir) as f:
+        for line in f:
+            if "func.func @" in line and "private" not in line.split("@")[0]:
+                return ["--iree-input-demote-f64-to-f32=false"] if "f64" in line else []
+    return []
+

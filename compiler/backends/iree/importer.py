@@ -133,6 +133,35 @@ def _same_constant(a: str, b: str) -> bool:
         return a.strip() == b.strip()
 
 
+_ONNX_OPERATOR = re.compile(r'torch\.operator "onnx\.(\w+)"')
+_MLIR_LOCATION = re.compile(r"([^\s:]+\.mlir):(\d+):\d+: error: (.*?)(?:; repro:|$)")
+
+
+def raise_if_onnx_op_fails(error: Exception, model, mlir: Path) -> None:
+    """For an ONNX model: UnsupportedOpError naming the ONNX op iree-compile failed on. The import holds one
+    `torch.operator "onnx.X"` per line, so the error's line in the module names the op; without a location (an
+    error in code generation), a model of one op kind names that one."""
+    if model.kind != "onnx":
+        return
+    from edgecc.compiler.onnx_input import unsupported_op
+
+    text = str(error)
+    op, why = "", text
+    m = _MLIR_LOCATION.search(text)
+    if m:
+        why = m.group(3)
+        lines = mlir.read_text().splitlines() if mlir.is_file() else []
+        line = int(m.group(2))
+        found = _ONNX_OPERATOR.search(lines[line - 1]) if 0 < line <= len(lines) else None
+        op = found.group(1) if found else ""
+    if not op:
+        kinds = set(_ONNX_OPERATOR.findall(mlir.read_text())) - {"Constant"} if mlir.is_file() else set()
+        op = kinds.pop() if len(kinds) == 1 else ""
+        why = re.sub(r"^.*?failed \(exit \d+\): ", "", why).split("; repro:")[0]
+    if op:
+        raise unsupported_op(op, "iree", model, f"iree-compile failed on it: {why.strip()[:200]}") from error
+
+
 def raise_if_unsupported(text: str, backend: str) -> None:
     m = _ILLEGAL_OP.search(text) or _TORCH_OP.search(text)
     if m and ("legalize" in text or "unsupported" in text.lower() or "not supported" in text.lower()):

@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from edgecc.errors import DeviceError, TargetError
+from edgecc.errors import DeviceError, TargetError, first_line
 from edgecc.targets import TARGETS_DIR
 
 TUNING_ROOT = TARGETS_DIR / "tuning"
@@ -96,12 +96,34 @@ def _cpu_parallel_rule():
     return cpu_parallel
 
 
-def default_cpu_schedule():
-    """The pass scheduling every function no tuning record covers (CPU targets)."""
+def default_cpu_schedule(fallbacks: list | None = None):
+    """The pass scheduling every function no tuning record covers (CPU targets). A rule that fails on a function
+    (dlight's CPU Reduction raised ScheduleError 'compute-at' on AlexNet's and VGG-19's dense layers) is skipped
+    for that function: the next rule, or TVM's default loops, schedule it instead; each skip is appended to
+    `fallbacks` as {"function", "rule", "error"}."""
     from tvm.s_tir import dlight as dl
 
     rules = [dl.cpu.GEMV(), dl.cpu.Reduction()] + ([_cpu_parallel_rule()] if _parallel_enabled() else [])
-    return dl.ApplyDefaultSchedule(*rules)
+    return dl.ApplyDefaultSchedule(*[_guarded(rule, fallbacks) for rule in rules])
+
+
+def _guarded(rule, fallbacks: list | None):
+    """`rule`, returning None (does not apply) where it raises, and noting where it did."""
+    from tvm.s_tir import dlight as dl
+
+    from edgecc.errors import first_line
+
+    class Guarded(dl.ScheduleRule):
+        def apply(self, func, target, tunable):
+            try:
+                return rule.apply(func, target, tunable)
+            except Exception as e:  # a rule's failure is that rule not applying, not a failed build
+                if fallbacks is not None:
+                    fallbacks.append({"function": _first_block(func), "rule": type(rule).__name__,
+                                      "error": first_line(e, 160)})
+                return None
+
+    return Guarded()
 
 
 def _parallel_enabled() -> bool:
@@ -126,24 +148,53 @@ def build(mod, tvm_target, database_path: Path | None):
     facts: dict = {"default_schedules": "dlight cpu GEMV/Reduction" + (" + CpuParallel" if _parallel_enabled() else "")}
     database = open_database(database_path) if database_path and has_database(database_path) else None
     applied: list[str] = []
+    fallbacks: list[dict] = []
 
-    @tvm.transform.module_pass(opt_level=3)
-    def pipeline(mod, _ctx):
-        mod = fuse(mod, target)
-        if database is not None:
-            before = {gv.name_hint for gv, f in mod.functions_items() if _scheduled(f)}
-            mod = MetaScheduleApplyDatabase()(mod)
-            applied.extend(sorted({gv.name_hint for gv, f in mod.functions_items() if _scheduled(f)} - before))
-        mod = default_cpu_schedule()(mod)
-        return tvm.transform.Sequential(_lower_passes(target))(mod)
+    def pipeline_with(db, schedule: bool):
+        @tvm.transform.module_pass(opt_level=3)
+        def pipeline(mod, _ctx):
+            mod = fuse(mod, target)
+            if db is not None:
+                before = {gv.name_hint for gv, f in mod.functions_items() if _scheduled(f)}
+                mod = MetaScheduleApplyDatabase()(mod)
+                applied.extend(sorted({gv.name_hint for gv, f in mod.functions_items() if _scheduled(f)} - before))
+            if schedule:
+                mod = default_cpu_schedule(fallbacks)(mod)
+            return tvm.transform.Sequential(_lower_passes(target))(mod)
+        return pipeline
 
-    with target, database if database is not None else contextlib.nullcontext(), \
-            tvm.transform.PassContext(opt_level=3):
-        ex = relax.build(mod, target=target, relax_pipeline=pipeline)
-    if database is not None:
+    def compile_with(db, schedule: bool):
+        with target, db if db is not None else contextlib.nullcontext(), tvm.transform.PassContext(opt_level=3):
+            return relax.build(mod, target=target, relax_pipeline=pipeline_with(db, schedule))
+
+    try:
+        ex = compile_with(database, True)
+    except Exception as e:
+        if not _is_schedule_error(e):
+            raise
+        # a schedule that fails to lower: once more with TVM's own loops only (no records, no default rules)
+        applied.clear()
+        facts["schedule_fallback"] = f"database and default schedules off: {type(e).__name__}: {first_line(e, 200)}"
+        ex = compile_with(None, False)
+    if fallbacks:
+        facts["schedule_rule_fallbacks"] = fallbacks
+    if database is not None and "schedule_fallback" not in facts:
         facts["tuning_database"] = str(database_path)
         facts["tuned_functions"] = len(applied)
     return ex, facts
+
+
+def _first_block(func) -> str:
+    """A name for a PrimFunc that has no global symbol yet: its first block's (the fused op's) name."""
+    import re
+
+    names = [n for n in re.findall(r'block\("([^"]+)"', str(func)) if n != "root"]
+    return names[0] if names else "?"
+
+
+def _is_schedule_error(e: Exception) -> bool:
+    text = f"{type(e).__name__} {e}"
+    return "ScheduleError" in text or "schedule" in text.lower()
 
 
 def fuse(mod, target):
