@@ -93,6 +93,11 @@ def vit_tiny(classifier: bool = True):
     return OutputOf(model.eval(), field, ("pixel_values",)).eval(), (x,)
 
 
+def vit_tiny_encoder():
+    """ViTModel (no classifier head) at vit_tiny's config: the last hidden state."""
+    return vit_tiny(classifier=False)
+
+
 def mobilevit_xxs():
     """MobileViT-XXS's widths (Mehta & Rastegari 2022) at 64x64 input, 10 classes."""
     tf = _transformers()
@@ -130,7 +135,7 @@ def hf_suite() -> list[tuple[str, Callable[[], tuple[nn.Module, tuple[torch.Tens
     return [
         ("hf-bert-tiny", bert_tiny),
         ("hf-distilbert", distilbert_small),
-        ("hf-vit", lambda: vit_tiny(classifier=False)),
+        ("hf-vit", vit_tiny_encoder),
         ("hf-mobilevit-xxs", mobilevit_xxs),
         ("hf-whisper-tiny-encoder", whisper_tiny_encoder),
     ]
