@@ -1,4 +1,5 @@
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -7,6 +8,14 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
+
+
+def require_cortex_m_tools() -> None:
+    """Skip the calling test module unless arm-none-eabi-gcc and qemu-system-arm are installed (make setup)."""
+    for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} not installed (apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi "
+                        "qemu-system-arm)", allow_module_level=True)
 
 
 def edgecc_cli(*args, cwd=None, timeout=900):

@@ -11,14 +11,11 @@ import pytest
 
 import edgecc
 from edgecc.errors import BudgetError
-from tests.conftest import edgecc_cli
+from tests.conftest import edgecc_cli, require_cortex_m_tools
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("tvm")
-for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
-    if shutil.which(tool) is None:
-        pytest.skip(f"{tool} not installed (apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi "
-                    "qemu-system-arm)", allow_module_level=True)
+require_cortex_m_tools()
 
 TARGETS = {"cortex-m4": "mps2-an386", "cortex-m7": "mps2-an500", "cortex-m55": "mps3-an547"}
 

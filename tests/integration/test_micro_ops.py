@@ -4,19 +4,15 @@ qemu-system-arm and compared with PyTorch (or ONNX Runtime) by edgecc.compile's 
 Several ops share one tiny model so the file runs in a few minutes: a compile is ~5-20 s here.
 """
 
-import shutil
-
 import numpy as np
 import pytest
 
 import edgecc
+from tests.conftest import require_cortex_m_tools
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("tvm")
-for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
-    if shutil.which(tool) is None:
-        pytest.skip(f"{tool} not installed (apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi "
-                    "qemu-system-arm)", allow_module_level=True)
+require_cortex_m_tools()
 
 nn, F = torch.nn, torch.nn.functional
 
