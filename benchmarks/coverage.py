@@ -51,6 +51,17 @@ DEFAULT_CELLS = {
     "hf": (*CPU_CELLS, "cortex-m4/micro"),
     "zoo": (*CPU_CELLS, "cortex-m4/micro"),
 }
+SUITE_NOTES = {
+    "light": "The onnx wheel's `light` ImageNet architectures (opset 9, 224x224). Their weights are ConstantOfShape "
+             "fills (0.02 everywhere), so the outputs are near-uniform: these cells test that the graph compiles and "
+             "runs, the error says little about numerics.",
+    "pytorch-converted": "Old PyTorch exporters' nn layers (opset 6-9), normalized to opset 17 first.",
+    "pytorch-operator": "Old PyTorch exporters' tensor operators (opset 6-9), normalized to opset 17 first.",
+    "simple": "Hand-written ONNX graphs. Inputs are random: a model whose input is a shape or an index is fed values "
+              "it was not made for (issue 27 adds inputs that fit a model).",
+    "hf": "Hugging Face `transformers` classes from small configs, random init, nothing downloaded "
+          "(models/hf_suite.py); validated against PyTorch eager.",
+}
 STATUS_ORDER = ("pass", "refused", "not run", "failed")
 EXIT_STATUS = {0: "pass", 5: "refused", 9: "refused", 11: "not run"}
 
@@ -161,8 +172,15 @@ def _commit() -> str:
         return "unknown"
 
 
-def _command() -> str:
-    return "python benchmarks/coverage.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+def _command(argv=None) -> str:
+    """The command line, less the options that only say where files go (--results, --out)."""
+    args, skip = [], False
+    for a in sys.argv[1:] if argv is None else argv:
+        if skip or a.split("=")[0] in ("--results", "--out"):
+            skip = not skip and "=" not in a
+            continue
+        args.append(shlex.quote(a))
+    return " ".join(["python benchmarks/coverage.py", *args])
 
 
 def _cell_text(row: dict) -> str:
@@ -199,7 +217,10 @@ def render(results: list[dict]) -> str:
         for x in r["rows"]:
             if x["status"] != "pass":
                 x["note"] = notes.setdefault(x["message"], len(notes) + 1)
-        out += ["", f"## {r['suite']}", "", "| model | " + " | ".join(r["cells"]) + " |",
+        out += ["", f"## {r['suite']}", ""]
+        if r["suite"] in SUITE_NOTES:
+            out += [SUITE_NOTES[r["suite"]], ""]
+        out += ["| model | " + " | ".join(r["cells"]) + " |",
                 "|---|" + "---|" * len(r["cells"])]
         by = {(x["model"], x["cell"]): x for x in r["rows"]}
         for m in r["models"]:
