@@ -303,6 +303,15 @@ ONNX_DTYPES = {1: np.float32, 2: np.uint8, 3: np.int8, 4: np.uint16, 5: np.int16
                9: np.bool_, 10: np.float16, 11: np.float64}
 
 
+def _onnx_type_name(elem_type: int) -> str:
+    try:
+        from onnx import TensorProto
+
+        return TensorProto.DataType.Name(elem_type).lower()
+    except (ImportError, ValueError):
+        return "non-numeric"
+
+
 def _from_onnx(path: Path, input_shapes, name) -> LoadedModel:
     from edgecc.compiler.onnx_input import input_dims, normalize_onnx
 
@@ -320,7 +329,9 @@ def _from_onnx(path: Path, input_shapes, name) -> LoadedModel:
                              + "x".join(str(d) if isinstance(d, int) and d > 0 else "1" for d in dims))
         dtype = ONNX_DTYPES.get(tt.elem_type)
         if dtype is None:
-            raise ModelError(f"{path}: input {inp.name!r} has unsupported ONNX element type {tt.elem_type}")
+            kind = _onnx_type_name(tt.elem_type)
+            raise ModelError(f"{path}: input {inp.name!r} is a {kind} tensor (ONNX element type {tt.elem_type}); "
+                             "edgecc compiles numeric inputs: bool, int8-64, uint8/16, float16/32/64")
         arrays.append(_example_input(rng, dims, dtype))
         names.append(inp.name)
     model = LoadedModel(name or path.stem, "onnx", str(path), arrays, names, onnx_path=normalized.path,
@@ -335,8 +346,8 @@ def _from_onnx(path: Path, input_shapes, name) -> LoadedModel:
             if all(np.isfinite(o).all() for o in retry if np.issubdtype(o.dtype, np.floating)):
                 model.example_inputs, outputs = positive, retry
     except Exception as e:
-        raise ModelError(f"{path} fails in ONNX Runtime on inputs {[list(a.shape) for a in arrays]}: "
-                         f"{first_line(e)}") from e
+        why = first_line(e).replace(str(normalized.path), str(path))  # the user's file, not the work copy
+        raise ModelError(f"{path} fails in ONNX Runtime on inputs {[list(a.shape) for a in arrays]}: {why}") from e
     model.output_names = [o.name for o in graph.output]
     if len(outputs) == 1 and outputs[0].ndim == 2 and outputs[0].shape[1] > 1:
         model.task = "classification"

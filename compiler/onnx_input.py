@@ -69,6 +69,10 @@ def normalize_onnx(path: Path, input_shapes=None) -> NormalizedOnnx:
         onnx.checker.check_model(proto if proto.ByteSize() < _TWO_GB else str(path))
     except Exception as e:
         raise ModelError(f"{path} is not a valid ONNX model: {first_line(e)}") from e
+    training = sorted({n.op_type for n in proto.graph.node if n.domain == "ai.onnx.preview.training"})
+    if training:
+        raise ModelError(f"{path} holds training ops ({', '.join(training)}, domain ai.onnx.preview.training); edgecc "
+                         "compiles inference graphs: export the model for inference")
     opset = default_opset(proto)
     if opset < 7:
         channel_prelu_slopes(proto)

@@ -44,7 +44,7 @@ class UnsupportedOpError(EdgeccError):
     exit_code = 5
 
     def __init__(self, op: str, backend: str, suggestion: str = "", detail: str = ""):
-        self.op, self.backend = op, backend
+        self.op, self.backend, self.detail = op, backend, detail
         msg = f"backend {backend!r} cannot lower op {op}"
         if detail:
             msg += f" ({detail})"

@@ -55,7 +55,7 @@ def _import_relax(model):
         return import_relax(model)[0]
     except UnsupportedOpError as e:
         raise UnsupportedOpError(e.op, "micro", "try --backend tvm or --backend iree on a CPU target",
-                                 detail="TVM's Relax frontend has no converter for it") from e
+                                 detail=e.detail or "TVM's Relax frontend has no converter for it") from e
 
 
 @register_backend("micro")

@@ -156,7 +156,9 @@ def raise_if_onnx_op_fails(error: Exception, model, mlir: Path) -> None:
         op = found.group(1) if found else ""
     if not op:
         kinds = set(_ONNX_OPERATOR.findall(mlir.read_text())) - {"Constant"} if mlir.is_file() else set()
-        op = kinds.pop() if len(kinds) == 1 else ""
+        # a sequence op torch-mlir lowers only in part leaves a constant behind (the error names that, not the op)
+        sequence = sorted(k for k in kinds if "Sequence" in k)
+        op = kinds.pop() if len(kinds) == 1 else "/".join(sequence)
         why = re.sub(r"^.*?failed \(exit \d+\): ", "", why).split("; repro:")[0]
     if op:
         raise unsupported_op(op, "iree", model, f"iree-compile failed on it: {why.strip()[:200]}") from error
