@@ -66,6 +66,28 @@ def _workspace_requests(func) -> int:
     return total
 
 
+# TIR intrinsics that TVM 0.27 lowers for LLVM but gives no C lowering (an ONNX Abs/Softsign/Softplus stopped with
+# "Unresolved call tirx.fabs"): the C library function of the same name, `f`-suffixed for float32.
+_C_LIBM = ("fabs", "exp2", "fmod")
+_registered: list[str] = []
+
+
+def _register_c_libm() -> None:
+    import tvm
+
+    for name in _C_LIBM:
+        op = tvm.ir.Op.get(f"tirx.{name}")
+        if name in _registered or op.get_attr("default.FLowerIntrinsic") is not None:
+            continue
+
+        def lower(call, name=name):
+            dtype = str(call.ty.dtype)
+            return tvm.tirx.call_pure_extern(dtype, name + ("f" if dtype == "float32" else ""), *call.args)
+
+        tvm.ir.register_op_attr(f"tirx.{name}", "default.FLowerIntrinsic", lower)
+        _registered.append(name)
+
+
 def build_kernels(kernels, codegen: str, tvm_target: dict, workdir: Path) -> BuiltKernels:
     """Compile an IRModule of scheduled PrimFuncs to `workdir/kernels.c` (codegen "c") or `kernels.o` ("llvm").
 
@@ -77,6 +99,8 @@ def build_kernels(kernels, codegen: str, tvm_target: dict, workdir: Path) -> Bui
         raise ValueError(f"codegen {codegen!r} is not one of {', '.join(CODEGENS)}")
     target = tvm.target.Target(tvm_target)
     target = target.with_host(target)
+    if codegen == "c":
+        _register_c_libm()
     config = {"tirx.disable_assert": True}
     with tvm.transform.PassContext(opt_level=3, config=config):
         mod = tvm.tirx.transform.BindTarget(target)(kernels)

@@ -194,3 +194,14 @@ def test_onnx_cnn_compiles_and_validates_in_qemu(dynamo, tmp_path):
     v = b.manifest["validation"]
     assert v["status"] == "passed" and v["reference"] == "onnxruntime" and v["max_abs_error"] < 1e-4, v
     assert "by the ONNX frontend" in (b.path / "model.c").read_text()
+
+
+class AbsSoftsign(nn.Module):
+    """abs (TIR's fabs, which TVM's C codegen leaves unresolved), softsign and softplus."""
+
+    def forward(self, x):
+        return F.softsign(x) + F.softplus(x).abs(), x.abs()
+
+
+def test_abs_softsign_softplus(tmp_path):
+    compile_m4(AbsSoftsign(), (torch.randn(1, 4, 8),), tmp_path, "abs-softsign")
