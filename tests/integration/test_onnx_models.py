@@ -178,3 +178,14 @@ def test_iree_failure_names_the_onnx_op(tmp_path):
                    "-o", out)
     assert_clean_failure(r, 5, "backend 'iree' cannot lower op ONNX Pad", "opset 17, converted from 6",
                          "--backend tvm converts it")
+
+
+@pytest.mark.parametrize(("test_name", "needle"), [
+    ("simple/test_gradient_of_add", "holds training ops (Gradient, domain ai.onnx.preview.training)"),
+    ("simple/test_strnorm_model_monday_empty_output", "input 'x' is a string tensor (ONNX element type 8)"),
+])
+def test_models_no_backend_compiles_are_refused_by_name(test_name, needle, tmp_path):
+    out = tmp_path / "o" / "b"
+    r = edgecc_cli("compile", WHEEL_DATA / test_name / "model.onnx", "-b", "tvm", "-o", out)
+    assert_clean_failure(r, 4, needle, out_dir=out)
+    assert "/tmp/edgecc-onnx-" not in r.stderr  # the user's file is named, never the normalized work copy
