@@ -56,6 +56,6 @@ def test_rpc_server_killed_mid_run_keeps_samples(farm, resnet8_bundles):
         if done == 3:
             farm.stop_server()
 
-    t = bench_on_device(bundle, parse_device(farm.url), warmup=0, iters=9, chunk=3, retries=1, timeout=4,
+    t = bench_on_device(bundle, parse_device(farm.url), warmup=0, iters=9, chunk=3, retries=1, timeout=15,
                         on_chunk=kill)
     assert t.partial and len(t.samples) == 3 and "device lost after 3 of 9 samples" in t.partial_reason
