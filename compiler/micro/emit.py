@@ -115,7 +115,7 @@ def emit_aot_c(lowered, symbols: dict[str, str], plan: ArenaPlan, header_note: s
     Example: `c, h = emit_aot_c(lowered, built.symbols, plan_arena(model_buffers(lowered)), "from cifar-cnn")`.
     """
     used = []  # tensors passed to a kernel (or copied to an output), in first-use order
-    for args in [c_.args for c_ in lowered.calls] + [[lowered.root(s)] for s in _copies(lowered).values()]:
+    for args in [c_.args for c_ in lowered.calls] + [[lowered.root(s)] for s in lowered.copies.values()]:
         for a in args:
             if a not in used:
                 used.append(a)
@@ -208,7 +208,7 @@ def _c_run_function(lowered, symbols: dict[str, str], plan: ArenaPlan, runtime_b
             c.append(f"  edgecc_workspace_set(arena + {plan.offsets[f'scratch{i}']}, {call.workspace_bytes});")
         c.append(f"  if (run_kernel((edgecc_kernel_fn){symbols[call.kernel]}, "
                  f"step{i}_args, {len(call.args)}) != 0) return {i + 1};")
-    for out, src in _copies(lowered).items():
+    for out, src in lowered.copies.items():
         root = lowered.root(src)
         kind = lowered.tensors[root].kind
         if kind in ("input", "output"):
@@ -219,10 +219,6 @@ def _c_run_function(lowered, symbols: dict[str, str], plan: ArenaPlan, runtime_b
         c.append(f"  memcpy(outputs[{lowered.outputs.index(out)}], {where}, {lowered.tensors[out].nbytes});")
     c += ["  return 0;", "}", ""]
     return c
-
-
-def _copies(lowered) -> dict[str, str]:
-    return getattr(lowered, "copies", {})
 
 
 def _index(names: list[str], root: str, lowered) -> int:

@@ -134,8 +134,7 @@ class _MainReader:
 
         self.lowered, self.tensors = lowered, lowered.tensors
         self.var_name: dict = {}  # relax.Var -> tensor name
-        self.consts: list = []  # (constant, tensor name)
-        self.const_by_value: dict = {}  # (shape, dtype, sha256 of the bytes) -> tensor name
+        self.consts: dict = {}  # (shape, dtype, sha256 of the bytes) -> tensor name
         self.alloc_op = tvm.ir.Op.get("relax.builtin.alloc_tensor")
         self.reshape_op = tvm.ir.Op.get("relax.reshape")
 
@@ -143,20 +142,15 @@ class _MainReader:
         from tvm import relax
 
         if _is_tensor_const(expr):
-            for c, n in self.consts:
-                if c.same_as(expr):
-                    return n
             shape, dtype = _shape_dtype(expr.ty)
             value = expr.value.numpy()
             # equal constants are one weight in flash: FoldConstant makes a copy of a transposed weight for
             # each use, and an unrolled RNN uses it at every time step (a GRU over 49 frames: 49 copies)
             key = (shape, dtype, hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest())
-            n = self.const_by_value.get(key) or f"w{len(self.consts)}"
-            if n not in self.tensors:
+            if key not in self.consts:
+                n = self.consts[key] = f"w{len(self.consts)}"
                 self.tensors[n] = TensorInfo(n, shape, dtype, "const", value=value)
-                self.const_by_value[key] = n
-            self.consts.append((expr, n))
-            return n
+            return self.consts[key]
         if isinstance(expr, relax.Var) and expr in self.var_name:
             return self.var_name[expr]
         raise UnsupportedOpError(type(expr).__name__, "micro", detail=f"unexpected argument {expr}")

@@ -18,7 +18,7 @@ from edgecc.tools import find_tool, package_version, repro_line, run_tool
 
 from .cuda import flag_value, inspect_cuda_vmfb
 from .device_scripts import write_device_scripts
-from .importer import entry_function, import_model, raise_if_onnx_op_fails, raise_if_unsupported
+from .importer import entry_function, entry_signature, import_model, raise_if_onnx_op_fails, raise_if_unsupported
 from .options import OPTIONS, IreeOptions
 from .pipeline import MODULE_PASSES, TILE_PASSES, Build, run_passes
 
@@ -121,9 +121,4 @@ class IreeBackend:
 def io_dtype_flags(mlir: Path) -> list[str]:
     """iree-compile flags the entry point's types need: float64 inputs or outputs stay float64 (IREE demotes f64 to
     f32 by default, and the caller's f64 buffers would then not match the function)."""
-    with open(mlir) as f:
-        for line in f:
-            if "func.func @" in line and "private" not in line.split("@")[0]:
-                return ["--iree-input-demote-f64-to-f32=false"] if "f64" in line else []
-    return []
-
+    return ["--iree-input-demote-f64-to-f32=false"] if "f64" in entry_signature(mlir) else []

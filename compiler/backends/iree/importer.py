@@ -74,14 +74,19 @@ def graph_rewritten(nhwc_graph_stats: dict | None) -> bool:
     return bool(nhwc_graph_stats) and "skipped" not in nhwc_graph_stats
 
 
-def entry_function(mlir: Path) -> str:
-    """The public function of the imported module (`main` from torch-mlir, the graph name from ONNX)."""
+def entry_signature(mlir: Path) -> str:
+    """The line of the imported module that declares its public function ('' if none)."""
     with open(mlir) as f:
         for line in f:
-            m = re.search(r"func\.func @([\w$.]+)\(", line)
-            if m and "private" not in line.split("@")[0]:
-                return m.group(1)
-    return "main"
+            if re.search(r"func\.func @[\w$.]+\(", line) and "private" not in line.split("@")[0]:
+                return line
+    return ""
+
+
+def entry_function(mlir: Path) -> str:
+    """The public function of the imported module (`main`: torch-mlir's, and ONNX graphs are renamed to it)."""
+    m = re.search(r"func\.func @([\w$.]+)\(", entry_signature(mlir))
+    return m.group(1) if m else "main"
 
 
 def _importer(diagnostics: list[str]):

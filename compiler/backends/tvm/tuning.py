@@ -111,8 +111,6 @@ def _guarded(rule, fallbacks: list | None):
     """`rule`, returning None (does not apply) where it raises, and noting where it did."""
     from tvm.s_tir import dlight as dl
 
-    from edgecc.errors import first_line
-
     class Guarded(dl.ScheduleRule):
         def apply(self, func, target, tunable):
             try:
