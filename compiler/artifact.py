@@ -13,6 +13,7 @@ class CompileOptions:
     board: str = ""  # MCU targets: which board (default: the target's default_board)
     validate: bool = True
     threads: int = 0  # 0: runtime default
+    precision: str = "fp32"  # fp32 | fp16 | bf16: the float arithmetic asked for (--precision)
     options: dict = field(default_factory=dict)  # backend specific (e.g. micro codegen "c" | "llvm")
 
 

@@ -19,19 +19,24 @@ from edgecc.compiler.backends import get_backend
 from edgecc.compiler.frontends import load_model
 from edgecc.errors import CannotRunHere, EdgeccError, ModelError, TargetError, UsageError, ValidationError, first_line
 from edgecc.targets import get_target
-from edgecc.validate import compare
+from edgecc.validate import PRECISION_TOLERANCE, compare_samples
 
 
 def compile(model, example_inputs=None, target: str = "host", backend: str | None = None,
             output: str | Path | None = None, *, validate: bool = True, extra_flags=(), board: str = "",
             input_shapes=None, tolerance: dict | None = None, allow_pickle: bool = False,
             keep_intermediates: bool = False, options: dict | None = None, name: str | None = None,
-            quantize: str = "", calibration: str = "", force: bool = False, log=None, note=None) -> Bundle:
+            quantize: str = "", calibration: str = "", force: bool = False, log=None, note=None,
+            precision: str = "fp32", input_ranges=(), validate_with: str = "", validate_samples: int = 8) -> Bundle:
     """Compile a model for a target and return the validated Bundle.
 
     `model` is a zoo name, "file.py:factory", a .pt2 / .onnx path, or an nn.Module (with example_inputs).
     `quantize="int8"` squeezes it first (static PTQ, calibrated on `calibration`: a dataset name or a .npy folder).
     `output` may be a new or empty folder or a bundle edgecc wrote; anything else needs `force=True`.
+    `precision="fp16"|"bf16"` builds reduced-precision arithmetic where the target and backend do it, validated at a
+    tolerance scaled for it. `validate_with` (a dataset name, .npy, .npz or folder) validates on up to
+    `validate_samples` of the user's samples instead of the one example input; `input_ranges` (InputRange, from
+    `--input-range`) make the example inputs fit the model.
 
         >>> b = edgecc.compile("resnet8", target="host", backend="tvm")          # doctest: +SKIP
         >>> b = edgecc.compile(my_module, (torch.randn(1, 3, 32, 32),))          # doctest: +SKIP
@@ -40,23 +45,32 @@ def compile(model, example_inputs=None, target: str = "host", backend: str | Non
     tgt = get_target(target)
     backend = backend or tgt.default_backend
     be = _check_request(tgt, backend, board, options or {}, extra_flags, name, output, force, quantize, calibration)
+    _check_validation_request(tgt, be, backend, precision, quantize, validate_with, validate_samples)
     log(f"loading {model if isinstance(model, (str, Path)) else type(model).__name__}")
-    loaded = load_model(model, example_inputs, input_shapes, name=name, allow_pickle=allow_pickle)
+    loaded = load_model(model, example_inputs, input_shapes, name=name, allow_pickle=allow_pickle,
+                        input_ranges=tuple(input_ranges))
     if quantize:
         from edgecc.compiler.squeeze import quantize_model
 
         log(f"quantizing {loaded.name} to {quantize} (calibration: {calibration})")
         loaded = quantize_model(loaded, quantize, calibration)
         tolerance = {**loaded.tolerance(), **(tolerance or {})}
+    elif precision != "fp32":
+        tolerance = {**PRECISION_TOLERANCE[precision], **(tolerance or {})}
+    samples = _validation_samples(loaded, validate_with, validate_samples) if validate else None
+    if precision != "fp32" and getattr(be, "PRECISION_AT_SOURCE", False):
+        _demote(loaded, precision)
     if name is None:  # a name derived from a file name: made into one plain path component
         loaded.name = re.sub(r"[^A-Za-z0-9_.+-]", "-", loaded.name).lstrip(".-")[:128] or "model"
     check_name(loaded.name)
     out = Path(output) if output else Path("build") / f"{loaded.name}-{tgt.name}-{backend}"
     opts = CompileOptions(extra_flags=tuple(extra_flags), board=board or tgt.default_board, validate=validate,
-                          options=dict(options or {}))
+                          options=dict(options or {}), precision=precision)
 
     with staging(out, force=force, note=note) as tmp:
-        inputs = loaded.example_inputs
+        inputs = samples.inputs[0] if samples is not None else loaded.example_inputs
+        if samples is not None and validate_with:
+            loaded.input_values = [{"source": f"sample 0 of --validate-with {validate_with}"}] * len(inputs)
         ref_outputs = loaded.reference(inputs)
         io = _save_reference(tmp, loaded, inputs, ref_outputs)
         loaded.save_artifacts(tmp)  # a squeeze stage's own files (int8: model.int8.onnx), which backends read
@@ -67,11 +81,16 @@ def compile(model, example_inputs=None, target: str = "host", backend: str | Non
         if not keep_intermediates:
             shutil.rmtree(tmp / "work", ignore_errors=True)
         manifest = _manifest(loaded, tgt, be, opts, artifact, compile_s, io)
+        manifest["options"]["precision"] = precision
         # the calls ran in the temp folder; recorded against the folder the bundle is renamed to, they paste
         manifest["compile"] = _replace_paths(manifest["compile"], str(tmp), os.path.abspath(out))
         if validate:
             log("validating against " + loaded.reference_name)
-            manifest["validation"] = _validate(Bundle(tmp, manifest), loaded, inputs, ref_outputs, tolerance)
+            manifest["validation"] = _validate(Bundle(tmp, manifest), loaded, samples, tolerance, precision)
+        if precision != "fp32" and loaded.dataset_name:
+            log(f"measuring {precision} accuracy on {loaded.dataset_name}")
+            manifest["precision"] = _precision_section(Bundle(tmp, manifest), loaded, precision, validate,
+                                                       be.PRECISIONS[precision])
         if quantize:
             log("measuring int8 accuracy and error vs fp32")
             manifest["quantization"] = _quantization_section(Bundle(tmp, manifest), loaded, validate)
@@ -169,11 +188,54 @@ def check_backend_options(be, backend: str, options: dict, extra_flags) -> None:
                           "ignored); use --option KEY=VALUE (see `edgecc targets show`)")
 
 
-def _validate(bundle: Bundle, loaded, inputs, ref_outputs, tolerance) -> dict:
+def _check_validation_request(tgt, be, backend: str, precision: str, quantize: str, validate_with: str,
+                              samples: int) -> None:
+    """--precision, --validate-with and --validate-samples refused before any model is loaded."""
+    tgt.check_precision(precision)
+    if precision not in getattr(be, "PRECISIONS", {"fp32": ""}):
+        raise TargetError(f"--precision {precision}: backend {backend!r} cannot build it: "
+                          f"{getattr(be, 'PRECISION_REFUSED', 'it builds fp32 only')}")
+    if precision != "fp32" and quantize:
+        raise UsageError(f"--precision {precision} and --quantize {quantize} both set the arithmetic: give one")
+    if not isinstance(samples, int) or samples < 1:
+        raise UsageError(f"--validate-samples {samples}: give 1 or more samples")
+    if validate_with:
+        from edgecc.models.datasets import DATASETS
+
+        p = Path(validate_with)
+        if validate_with not in DATASETS and not p.exists():
+            raise UsageError(f"--validate-with {validate_with}: no such file or folder, and not a dataset name "
+                             f"(known: {', '.join(DATASETS)})")
+
+
+def _demote(loaded, precision: str) -> None:
+    """The backend compiles what it is given: it gets the model converted to `precision`; the reference stays f32."""
+    if loaded.kind == "onnx":
+        from edgecc.compiler.precision import demoted_onnx
+
+        loaded.reference_onnx = loaded.onnx_path
+        loaded.onnx_path = demoted_onnx(loaded, precision, Path(loaded.onnx_path).parent)
+    else:
+        loaded.precision = precision
+
+
+def _validation_samples(loaded, validate_with: str, n: int):
+    """The samples validation runs: the user's (--validate-with), else the one example input."""
+    from edgecc.compiler.samples import Samples, load_samples
+
+    if validate_with:
+        specs = [(a.shape, a.dtype) for a in loaded.example_inputs]
+        return load_samples(validate_with, loaded.input_names, specs, n)
+    return Samples([loaded.example_inputs], description={"source": "the example input", "samples": 1,
+                                                         "labelled": False})
+
+
+def _validate(bundle: Bundle, loaded, samples, tolerance, precision: str) -> dict:
+    refs = [loaded.reference(x) for x in samples.inputs]
     try:
         runner = bundle.runner()
         run_where = runner.where
-        outputs = runner.run(inputs)
+        outputs = runner.run_samples(samples.inputs)
     except CannotRunHere as e:
         return {"status": f"not run: {e}"}
     except EdgeccError:
@@ -183,14 +245,51 @@ def _validate(bundle: Bundle, loaded, inputs, ref_outputs, tolerance) -> dict:
                               f"for validation: {type(e).__name__}: {first_line(e, 300)}; pass --no-validate to keep "
                               "it anyway, or report the model") from e
     # int8: top-1 on one input is not required to agree (logits a step apart); accuracy is measured on a dataset
+    # reduced precision: top-1 is reported as a rate, not required on every sample (near-tied logits may swap)
     classification = loaded.task == "classification" and getattr(loaded, "qgraph", None) is None
-    result = compare(outputs, ref_outputs, loaded.reference_name, classification, tolerance)
-    if not result.passed:
+    result = compare_samples(outputs, refs, loaded.reference_name, classification, tolerance,
+                             require_top1=precision == "fp32", labels=samples.labels)
+    if not result["passed"]:
         raise ValidationError(f"{loaded.name} on {bundle.manifest['target']['name']}/{bundle.backend} does not "
-                              f"match {loaded.reference_name}: {result.detail}; pass --no-validate to keep it "
+                              f"match {loaded.reference_name}: {result['detail']}; pass --no-validate to keep it "
                               "anyway, or report the model")
     note = {"note": runner.note} if runner.note else {}
-    return {"status": "passed", "ran_on": run_where, "samples": 1, **note, **result.to_dict()}
+    return {"status": "passed", "ran_on": run_where, **note, **result, "precision": precision,
+            "samples_source": samples.description}
+
+
+PRECISION_SAMPLES_SPAWNING = 40
+
+
+def _precision_section(bundle: Bundle, loaded, precision: str, validate: bool, how: str) -> dict:
+    """What reduced precision costs: top-1 of the artifact and of the fp32 model on the dataset's held-out split."""
+    import torch
+
+    from edgecc.models.datasets import get_dataset
+
+    ds = get_dataset(loaded.dataset_name)
+    section = {"precision": precision, "how": how, "tolerance": PRECISION_TOLERANCE[precision]}
+    if not validate:
+        section["accuracy"] = "not measured (--no-validate)"
+        return section
+    try:
+        runner = bundle.runner()
+        # a runner that starts a process per run (qemu-user, lavapipe's iree-run-module): the first images only
+        n = PRECISION_SAMPLES_SPAWNING if getattr(runner, "spawns_per_run", False) else len(ds.x_test)
+        x, y = ds.x_test[:n], ds.y_test[:n]
+        out = runner.run_many(x)
+    except CannotRunHere as e:
+        section["accuracy"] = f"not run: {e}"
+        return section
+    with torch.no_grad():
+        ref = np.concatenate([loaded.reference([x[i:i + 1]])[0] for i in range(len(x))])
+    split = "held-out test" if len(y) == len(ds.y_test) else f"held-out test, first {len(y)} of {len(ds.y_test)}"
+    section["accuracy"] = {"dataset": ds.name, "split": split, "samples": int(len(y)), "ran_on": runner.where,
+                           "fp32_top1": round(float(np.mean(np.argmax(ref, 1) == y)), 4),
+                           f"{precision}_top1": round(float(np.mean(np.argmax(out, 1) == y)), 4),
+                           "top1_agreement": round(float(np.mean(np.argmax(out, 1) == np.argmax(ref, 1))), 4),
+                           "max_abs_error": float(np.max(np.abs(out.astype(np.float64) - ref)))}
+    return section
 
 
 def _quantization_section(bundle: Bundle, loaded, validate: bool) -> dict:

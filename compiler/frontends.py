@@ -40,7 +40,12 @@ class LoadedModel:
     onnx_path: Path | None = None
     source_sha256: str = ""
     onnx_info: dict | None = None  # ONNX sources: the original and converted opset, what normalizing did
+    input_values: list[dict] = field(default_factory=list)  # how each example input was made (manifest io)
+    dataset_name: str = ""  # a zoo model's labelled dataset (models/datasets.py), where accuracy is measured
+    precision: str = "fp32"  # what backends get: fp16/bf16 converts the model (compiler/precision.py)
+    reference_onnx: Path | None = None  # the f32 ONNX the reference runs, once onnx_path is a demoted copy
     _exported: Any = None
+    _demoted: Any = None
 
     @property
     def reference_name(self) -> str:
@@ -51,6 +56,15 @@ class LoadedModel:
         if self.kind == "onnx":
             raise ModelError(f"{self.source} is an ONNX model; this backend needs a PyTorch model "
                              "(use a backend with ONNX input: iree or tvm)")
+        if self.precision != "fp32":
+            if self._demoted is None:
+                from edgecc.compiler.precision import demoted_program
+
+                self._demoted = demoted_program(self, self.precision)
+            return self._demoted
+        return self.exported_program_fp32()
+
+    def exported_program_fp32(self):
         if self._exported is None:
             torch = require("torch", "torch==2.13.0", "exporting a PyTorch model")
             args = tuple(torch.from_numpy(a) for a in self.example_inputs)
@@ -67,7 +81,8 @@ class LoadedModel:
             ort = require("onnxruntime", "onnxruntime", "running the ONNX reference")
             opts = ort.SessionOptions()
             opts.log_severity_level = 4  # its errors come back as the exception, said once in one line
-            sess = ort.InferenceSession(str(self.onnx_path), opts, providers=["CPUExecutionProvider"])
+            sess = ort.InferenceSession(str(self.reference_onnx or self.onnx_path), opts,
+                                        providers=["CPUExecutionProvider"])
             return [np.asarray(o) for o in sess.run(None, dict(zip(self.input_names, inputs, strict=True)))]
         import torch
 
@@ -85,25 +100,46 @@ class LoadedModel:
 
     def io_spec(self, outputs: list[np.ndarray]) -> dict:
         return {
-            "inputs": [{"name": n, "shape": list(a.shape), "dtype": str(a.dtype)}
-                       for n, a in zip(self.input_names, self.example_inputs, strict=True)],
+            "inputs": [{"name": n, "shape": list(a.shape), "dtype": str(a.dtype),
+                        **({"values": v} if v else {})}
+                       for n, a, v in zip(self.input_names, self.example_inputs,
+                                          self.input_values or [{}] * len(self.input_names), strict=True)],
             "outputs": [{"name": n, "shape": list(o.shape), "dtype": str(o.dtype)}
                         for n, o in zip(self.output_names, outputs, strict=True)],
         }
 
 
 def load_model(source, example_inputs=None, input_shapes=None, name: str | None = None,
-               allow_pickle: bool = False) -> LoadedModel:
-    """Load any accepted model source. Example: `load_model("resnet8")`, `load_model("net.py:build")`."""
+               allow_pickle: bool = False, input_ranges=()) -> LoadedModel:
+    """Load any accepted model source. Example: `load_model("resnet8")`, `load_model("net.py:build")`.
+    `input_ranges` (edgecc.compiler.inputs.InputRange) replace the example inputs by values in those ranges."""
     try:
-        return _load_model(source, example_inputs, input_shapes, name, allow_pickle)
+        model = _load_model(source, example_inputs, input_shapes, name, allow_pickle, input_ranges)
+        if input_ranges and model.kind != "onnx" and not isinstance(source, LoadedModel):
+            _fit_torch_inputs(model, input_ranges)
+        return model
     except MemoryError:
         shapes = " ".join("x".join(map(str, s)) for s in input_shapes or ())
         raise ModelError(f"out of memory loading {source}" + (f" with input shape(s) {shapes}" if shapes else "")
                          + "; use smaller --input-shape values") from None
 
 
-def _load_model(source, example_inputs, input_shapes, name, allow_pickle) -> LoadedModel:
+def _fit_torch_inputs(model: LoadedModel, ranges) -> None:
+    """Regenerate a PyTorch model's example inputs in the --input-range ranges (integer inputs that index an
+    embedding take its vocabulary where no range names them)."""
+    from edgecc.compiler.inputs import check_ranges, embedding_ranges_torch, fit_inputs
+
+    check_ranges(ranges, model.input_names)
+    auto = {model.input_names[i]: r for i, r in embedding_ranges_torch(model.exported_program()).items()}
+    arrays, descs = fit_inputs(model.input_names, [(a.shape, a.dtype) for a in model.example_inputs], ranges, auto)
+    try:
+        model.reference(arrays)
+    except Exception as e:
+        raise ModelError(f"model {model.name} fails on inputs in the given --input-range: {first_line(e)}") from e
+    model.example_inputs, model.input_values = arrays, descs
+
+
+def _load_model(source, example_inputs, input_shapes, name, allow_pickle, input_ranges=()) -> LoadedModel:
     if isinstance(source, LoadedModel):
         return source
     if not isinstance(source, (str, Path)):
@@ -111,11 +147,11 @@ def _load_model(source, example_inputs, input_shapes, name, allow_pickle) -> Loa
     text = str(source)
     path = Path(text)
     if text.endswith(".onnx"):
-        return _from_onnx(path, input_shapes, name)
+        return _from_onnx(path, input_shapes, name, input_ranges)
     if ".py:" in text:
         return _from_factory(text, input_shapes, name)
     if text.endswith(".pt2"):
-        return _from_pt2(path, name, allow_pickle)
+        return _from_pt2(path, name, allow_pickle, input_ranges)
     if text.endswith(PICKLE_SUFFIXES):
         if not allow_pickle:
             raise ModelError(f"{text} is a pickle; edgecc does not unpickle model files by default (it can run "
@@ -132,6 +168,8 @@ def _load_model(source, example_inputs, input_shapes, name, allow_pickle) -> Loa
     spec = get_model(text)
     module, inputs = spec.factory()
     model = _from_object(module, inputs, name or spec.name, task=spec.task, source=text)
+    model.input_values = [{"source": f"the zoo's example input for {spec.name}"}] * len(model.input_names)
+    model.dataset_name = spec.dataset
     return _reshape(model, input_shapes) if input_shapes else model
 
 
@@ -169,9 +207,14 @@ def _reshape(model: LoadedModel, input_shapes) -> LoadedModel:
     if len(input_shapes) != len(model.example_inputs):
         raise ModelError(f"--input-shape given {len(input_shapes)} time(s), the model has "
                          f"{len(model.example_inputs)} input(s)")
-    rng = np.random.default_rng(1)
-    arrays = [rng.standard_normal(s).astype(a.dtype) for s, a in zip(input_shapes, model.example_inputs, strict=True)]
-    return _from_object(model.module, arrays, model.name, model.task, model.source)
+    from edgecc.compiler.inputs import embedding_ranges_torch, fit_inputs
+
+    auto = {model.input_names[i]: r for i, r in embedding_ranges_torch(model.exported_program()).items()}
+    arrays, descs = fit_inputs(model.input_names, [(s, a.dtype) for s, a in zip(input_shapes, model.example_inputs,
+                                                                               strict=True)], (), auto)
+    reshaped = _from_object(model.module, arrays, model.name, model.task, model.source)
+    reshaped.input_values = descs
+    return reshaped
 
 
 def _from_factory(text: str, input_shapes, name) -> LoadedModel:
@@ -202,10 +245,11 @@ def _from_factory(text: str, input_shapes, name) -> LoadedModel:
         raise ModelError(f"factory {text} must return (module, example_inputs), got {type(result).__name__}")
     model = _from_object(result[0], result[1], name or path.stem.replace("_", "-"), source=text)
     model.source_sha256 = _sha256(path)
+    model.input_values = [{"source": f"the example inputs {func}() returned"}] * len(model.input_names)
     return _reshape(model, input_shapes) if input_shapes else model
 
 
-def _from_pt2(path: Path, name, allow_pickle: bool = False) -> LoadedModel:
+def _from_pt2(path: Path, name, allow_pickle: bool = False, input_ranges=()) -> LoadedModel:
     if not path.is_file():
         raise ModelError(f"model file {path} does not exist")
     torch = require("torch", "torch==2.13.0", "loading a .pt2 model")
@@ -230,17 +274,22 @@ def _from_pt2(path: Path, name, allow_pickle: bool = False) -> LoadedModel:
         raise ModelError(f"{path} holds pickled data ({refused[0]}) that only unpickling can read, and unpickling "
                          "can run arbitrary code: edgecc does not unpickle by default. Re-save it with "
                          "torch.export.save from plain tensors, or pass --allow-pickle if you trust the file")
-    inputs = []
-    for node in ep.graph.nodes:
-        if node.op == "placeholder" and node.name in {
-                s.arg.name for s in ep.graph_signature.input_specs if s.kind.name == "USER_INPUT"}:
-            val = node.meta.get("val")
-            if val is None:
-                raise ModelError(f"{path}: input {node.name} has no recorded shape; re-export with torch.export")
-            gen = torch.Generator().manual_seed(1)
-            inputs.append(torch.randn(tuple(int(d) for d in val.shape), generator=gen).to(val.dtype))
-    model = _from_object(ep, inputs, name or path.stem, source=str(path))
+    from edgecc.compiler.inputs import check_ranges, embedding_ranges_torch, fit_inputs
+
+    user = [s.arg.name for s in ep.graph_signature.input_specs if s.kind.name == "USER_INPUT"]
+    nodes = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
+    specs = []
+    for n in user:
+        val = nodes[n].meta.get("val") if n in nodes else None
+        if val is None:
+            raise ModelError(f"{path}: input {n} has no recorded shape; re-export with torch.export")
+        specs.append((tuple(int(d) for d in val.shape), np.dtype(str(val.dtype).removeprefix("torch."))))
+    check_ranges(input_ranges, user)
+    auto = {user[i]: r for i, r in embedding_ranges_torch(ep).items()}
+    arrays, descs = fit_inputs(user, specs, input_ranges, auto)
+    model = _from_object(ep, [torch.from_numpy(a) for a in arrays], name or path.stem, source=str(path))
     model.source_sha256 = _sha256(path)
+    model.input_values = descs
     return model
 
 
@@ -312,13 +361,14 @@ def _onnx_type_name(elem_type: int) -> str:
         return "non-numeric"
 
 
-def _from_onnx(path: Path, input_shapes, name) -> LoadedModel:
+def _from_onnx(path: Path, input_shapes, name, input_ranges=()) -> LoadedModel:
+    from edgecc.compiler.inputs import check_ranges, embedding_ranges_onnx, fit_inputs, nonfinite, onnx_test_data
     from edgecc.compiler.onnx_input import input_dims, normalize_onnx
 
     normalized = normalize_onnx(path, input_shapes)
     graph = normalized.proto.graph
     rng = np.random.default_rng(1)
-    arrays, names = [], []
+    specs, names = [], []
     for inp in graph.input:
         tt = inp.type.tensor_type
         dims = input_dims(inp)
@@ -332,19 +382,32 @@ def _from_onnx(path: Path, input_shapes, name) -> LoadedModel:
             kind = _onnx_type_name(tt.elem_type)
             raise ModelError(f"{path}: input {inp.name!r} is a {kind} tensor (ONNX element type {tt.elem_type}); "
                              "edgecc compiles numeric inputs: bool, int8-64, uint8/16, float16/32/64")
-        arrays.append(_example_input(rng, dims, dtype))
+        specs.append((tuple(dims), np.dtype(dtype)))
         names.append(inp.name)
+    check_ranges(input_ranges, names)
+    given = None if input_ranges else onnx_test_data(path, names, specs)
+    if given is not None:
+        arrays, descs = given[0], [{"source": f"{Path(given[1]).name}/input_{i}.pb beside the model"}
+                                   for i in range(len(names))]
+    else:
+        arrays, descs = fit_inputs(names, specs, input_ranges, embedding_ranges_onnx(graph))
     model = LoadedModel(name or path.stem, "onnx", str(path), arrays, names, onnx_path=normalized.path,
-                        source_sha256=_sha256(path), onnx_info=normalized.manifest())
+                        source_sha256=_sha256(path), onnx_info=normalized.manifest(), input_values=descs)
     try:
         outputs = model.reference(arrays)
-        if not all(np.isfinite(o).all() for o in outputs if np.issubdtype(o.dtype, np.floating)):
-            # e.g. Sqrt or Pow of normal samples: positive inputs instead, where they give finite outputs
+        if nonfinite(outputs) and not input_ranges:
+            # e.g. Sqrt or Pow of normal samples (or of the test data's, which expect NaN): positive floats instead,
+            # where they give finite outputs
             positive = [rng.uniform(0.1, 1.0, a.shape).astype(a.dtype) if np.issubdtype(a.dtype, np.floating)
                         else a for a in arrays]
             retry = model.reference(positive)
-            if all(np.isfinite(o).all() for o in retry if np.issubdtype(o.dtype, np.floating)):
+            if not nonfinite(retry):
                 model.example_inputs, outputs = positive, retry
+                why = f"{'the test data' if given else 'standard normal samples'} gave non-finite outputs"
+                model.input_values = [{"source": "generated", "distribution": "uniform", "range": [0.1, 1.0],
+                                       "range_from": why}
+                                      if np.issubdtype(a.dtype, np.floating) else d for a, d in zip(arrays, descs,
+                                                                                                   strict=True)]
     except Exception as e:
         why = first_line(e).replace(str(normalized.path), str(path))  # the user's file, not the work copy
         raise ModelError(f"{path} fails in ONNX Runtime on inputs {[list(a.shape) for a in arrays]}: {why}") from e
@@ -352,15 +415,6 @@ def _from_onnx(path: Path, input_shapes, name) -> LoadedModel:
     if len(outputs) == 1 and outputs[0].ndim == 2 and outputs[0].shape[1] > 1:
         model.task = "classification"
     return model
-
-
-def _example_input(rng, dims, dtype) -> np.ndarray:
-    """A random example input: normal floats; small non-negative integers (valid indices for most gathers)."""
-    if np.issubdtype(dtype, np.floating):
-        return rng.standard_normal(dims).astype(dtype)
-    if dtype == np.bool_:
-        return rng.integers(0, 2, dims).astype(np.bool_)
-    return rng.integers(0, 3, dims).astype(dtype)
 
 
 def _sha256(path: Path) -> str:

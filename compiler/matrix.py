@@ -40,6 +40,8 @@ class Cell:
     artifact_bytes: int | None = None
     bundle: str = ""
     extra: dict = field(default_factory=dict)
+    validate_with: str = ""  # --validate-with for every cell
+    validate_samples: int = 8
 
     @property
     def name(self) -> str:
@@ -125,7 +127,8 @@ def build_cell(cell: Cell, output: str) -> Cell:
     t0 = time.perf_counter()
     try:
         bundle = compile(cell.source or cell.model, target=cell.target, backend=cell.backend,
-                         output=Path(output) / cell.name, name=cell.model)
+                         output=Path(output) / cell.name, name=cell.model, validate_with=cell.validate_with,
+                         validate_samples=cell.validate_samples)
     except BudgetError as e:
         cell.status, cell.reason = "refused", str(e)
     except EdgeccError as e:

@@ -111,6 +111,8 @@ class Target:
     flash_kb: int = 0
     boards: dict[str, Board] = field(default_factory=dict)
     default_board: str = ""
+    precisions: tuple[str, ...] = ("fp32",)  # the float arithmetic the device does (--precision)
+    precision_refused: dict = field(default_factory=dict)  # precision -> why this device cannot do it
     source: str = ""  # the TOML file it came from
 
     def backend(self, name: str) -> BackendConfig:
@@ -127,6 +129,17 @@ class Target:
             raise TargetError(f"backend {name!r} refused for target {self.name!r}: {cfg.refused}")
         return cfg
 
+    def check_precision(self, precision: str) -> None:
+        """TargetError unless the device does `precision` arithmetic, with the reason the target file gives."""
+        if precision not in PRECISIONS:
+            raise TargetError(f"unknown precision {precision!r}; one of {', '.join(PRECISIONS)}")
+        if precision in self.precision_refused:
+            raise TargetError(f"--precision {precision} refused for target {self.name!r}: "
+                              f"{self.precision_refused[precision]}")
+        if precision not in self.precisions:
+            raise TargetError(f"target {self.name!r} does not do {precision} arithmetic; it lists "
+                              f"{', '.join(self.precisions)}")
+
     def board(self, name: str | None = None) -> Board:
         name = name or self.default_board
         if name not in self.boards:
@@ -141,8 +154,9 @@ class Target:
 
 _TOP_KEYS = (
     "name", "description", "device", "kind", "cpu", "accelerator", "backends", "default_backend",
-    "default_backend_reason", "transport", "memory", "boards", "default_board",
+    "default_backend_reason", "transport", "memory", "boards", "default_board", "precisions", "precision_refused",
 )
+PRECISIONS = ("fp32", "fp16", "bf16")
 _BACKEND_KEYS = ("flags", "tvm_target", "tvm_host", "driver", "cross_compiler", "refused", "options")
 _BOARD_KEYS = ("ram_kb", "flash_kb", "ram_origin", "flash_origin", "qemu_machine", "flash_command", "description")
 
@@ -167,6 +181,12 @@ def parse_target(data: dict, source: str = "<memory>") -> Target:
     default_board = data.get("default_board", next(iter(boards), ""))
     if boards and default_board not in boards:
         raise TargetError(f"{where}: default_board {default_board!r} is not one of {', '.join(boards)}")
+    precisions = _str_list(f"{where}: precisions", data.get("precisions", ["fp32"]))
+    refused = data.get("precision_refused", {})
+    if not isinstance(refused, dict):
+        raise TargetError(f"{where}: precision_refused must be a table of precision = \"reason\"")
+    for p in (*precisions, *refused):
+        _check_value(f"{where}: precision", p, PRECISIONS)
     return Target(
         name=data["name"],
         description=data.get("description", ""),
@@ -182,6 +202,8 @@ def parse_target(data: dict, source: str = "<memory>") -> Target:
         flash_kb=int(mem.get("flash_kb", 0)),
         boards=boards,
         default_board=default_board,
+        precisions=precisions,
+        precision_refused={k: str(v) for k, v in refused.items()},
         source=source,
     )
 

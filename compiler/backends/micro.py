@@ -60,6 +60,8 @@ def _import_relax(model):
 
 @register_backend("micro")
 class MicroBackend:
+    PRECISIONS = {"fp32": "f32 kernels"}
+    PRECISION_REFUSED = "the micro backend compiles fp32 or int8 kernels (--quantize int8), not fp16/bf16"
     OPTIONS = {"codegen": "c (default) or llvm", "opt": "gcc optimisation level: -O0 -O1 -O2 -O3 -Os -Oz",
                "schedule": "1/0: edgecc's TIR schedules (0: TVM's defaults)", "stack_kb": "stack size in KiB, >= 1"}
     TAKES_FLAGS = True  # arm-none-eabi-gcc flags

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from edgecc.compiler.cli.output import log_for, note, output_paths, save_npy, table
-from edgecc.errors import EdgeccError
+from edgecc.errors import EdgeccError, UsageError
 
 
 def cmd_compile(args) -> int:
@@ -21,13 +21,17 @@ def cmd_compile(args) -> int:
                      input_shapes=args.input_shape, allow_pickle=args.allow_pickle,
                      keep_intermediates=args.keep_intermediates, name=args.name, options=dict(args.option),
                      quantize=args.quantize or "", calibration=args.calibration, force=args.force,
-                     log=log_for(args), note=note)
+                     log=log_for(args), note=note, precision=args.precision, input_ranges=args.input_range,
+                     validate_with=args.validate_with, validate_samples=args.validate_samples)
     if args.json:
         print(json.dumps(bundle.manifest, indent=2))
         return 0
     m = bundle.meta
     v = m.validation
-    check = (f"validated vs {v.get('reference')}: {check_text(v.to_dict())}"
+    n = v.get("samples", 1)
+    check = (f"validated vs {v.get('reference')}"
+             + (f" on {n} samples ({v.get('within_tolerance', 1):.0%} within tolerance)" if n > 1 else "")
+             + f": {check_text(v.to_dict())}"
              + (f", top-1 {v.get('top1_agreement'):.0%}" if v.get("top1_agreement") is not None else "")
              if v.status is ValidationStatus.PASSED else v.text)
     mem = m.artifact.memory
@@ -45,6 +49,12 @@ def cmd_compile(args) -> int:
                + (f"{a['int8_artifact']:.2%}" if isinstance(a["int8_artifact"], float) else a["int8_artifact"])
                if isinstance(a, dict) else a)
         print(f"int8: {acc}; weights {q['weights_bytes']['fp32']} -> {q['weights_bytes']['int8']} bytes")
+    p = m.extra.get("precision")
+    if p:
+        a = p["accuracy"]
+        prec = p["precision"]
+        print(f"{prec}: " + (f"top-1 on {a['samples']} held-out {a['dataset']} images: fp32 {a['fp32_top1']:.2%}, "
+                             f"{prec} artifact {a[prec + '_top1']:.2%}" if isinstance(a, dict) else a))
     return 0
 
 
@@ -78,6 +88,14 @@ def cmd_build(args) -> int:
     cells = plan_cells(split(args.models) or cfg.get("models"), split(args.targets) or cfg.get("targets"),
                        split(args.backends) or cfg.get("backends"))
     output = args.output or cfg.get("output", "build")
+    if args.validate_with:
+        from edgecc.models.datasets import DATASETS
+
+        if args.validate_with not in DATASETS and not Path(args.validate_with).exists():
+            raise UsageError(f"--validate-with {args.validate_with}: no such file or folder, and not a dataset name "
+                             f"(known: {', '.join(DATASETS)})")
+    for c in cells:
+        c.validate_with, c.validate_samples = args.validate_with, args.validate_samples
     summary = run_matrix(cells, output, args.jobs or cfg.get("jobs"), progress=not args.quiet and sys.stderr.isatty())
     print((Path(output) / "summary.md").read_text(), end="")
     failed = summary["counts"]["failed"]

@@ -66,6 +66,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"edgecc: error: {command + ': ' if command else ''}{message} (see {self.prog} --help)\n")
 
 
+def _input_range(text: str):
+    from edgecc.compiler.inputs import parse_input_range
+    from edgecc.errors import UsageError
+
+    try:
+        return parse_input_range(text)
+    except UsageError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix(f"--input-range {text!r}: ")) from None
+
+
 def _option(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -112,6 +122,20 @@ def _add_compile(sub) -> None:
     c.add_argument("--json", action="store_true", help="print the manifest as JSON")
     c.add_argument("--force", action="store_true", help="replace the -o folder even if it is not an edgecc bundle "
                    "(its contents are deleted)")
+    c.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default="fp32",
+                   help="float arithmetic where the target and backend do it; validated at a tolerance scaled for it")
+    c.add_argument("--input-range", action="append", default=[], type=_input_range, metavar="[NAME=]LOW:HIGH",
+                   help="example input values: uniform floats in [LOW, HIGH), integers in [LOW, HIGH]; e.g. 0:1 "
+                   "for images, input_ids=0:30521 for token ids (repeatable, one per input name)")
+    _add_validation(c)
+
+
+def _add_validation(p) -> None:
+    p.add_argument("--validate-with", default="", metavar="DIR|FILE.npy|FILE.npz|DATASET",
+                   help="validate on these samples (a folder of .npy/.npz or ONNX test_data_set_*, an .npy of N "
+                   "samples, an .npz keyed by input name, or a dataset name: digits) instead of one example input")
+    p.add_argument("--validate-samples", type=_int_at_least(1), default=8, metavar="N",
+                   help="how many samples --validate-with gives validation (default 8)")
 
 
 
@@ -142,6 +166,7 @@ def _add_build(sub) -> None:
     m.add_argument("--backends", help="comma-separated (default: every implemented backend of each target)")
     m.add_argument("-j", "--jobs", type=_int_at_least(1), help="parallel processes (default: CPU count)")
     m.add_argument("-o", "--output", help="folder for bundles and the summary (default: build)")
+    _add_validation(m)
 
 
 

@@ -29,6 +29,10 @@ class Runner(Protocol):
         """Outputs of a one-input, one-output model on every sample of x (N, ...)."""
         ...
 
+    def run_samples(self, samples: list[list[np.ndarray]]) -> list[list[np.ndarray]]:
+        """Outputs of one inference per sample (each a list of inputs), in this one runner session."""
+        ...
+
     def time(self, inputs: list[np.ndarray] | None, warmup: int, iters: int) -> dict:
         """Raw samples, as the fields of edgecc.runtime.stats.Timing: samples, unit, method, warmup, iterations,
         extra."""
@@ -48,12 +52,16 @@ class RunnerBase:
 
     where = "host"
     note = ""
+    spawns_per_run = False  # True: every run() starts a process (an emulator, a tool), so many runs cost minutes
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         raise NotImplementedError
 
     def run_many(self, x: np.ndarray) -> np.ndarray:
         return np.concatenate([self.run([x[i:i + 1]])[0] for i in range(len(x))])
+
+    def run_samples(self, samples: list[list[np.ndarray]]) -> list[list[np.ndarray]]:
+        return [self.run(s) for s in samples]
 
 
 class WallClockRunner(RunnerBase):

@@ -18,6 +18,8 @@ class IreeToolRunner(LocalRunner):
     A subprocess, because the Python binding cannot move results off Vulkan devices that refuse unaligned host
     memory imports (lavapipe wants 4096-byte alignment)."""
 
+    spawns_per_run = True
+
     def __init__(self, bundle, module: Path, device: str, where: str):
         super().__init__(bundle)
         self.module, self.device, self.where = module, device, where

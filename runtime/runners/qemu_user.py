@@ -55,6 +55,8 @@ class QemuUserRunner(RunnerBase):
     """Runs an aarch64 bundle's run.sh / bench.sh with its tools wrapped in qemu-aarch64. Subclasses name the
     tools (env var -> aarch64 binary), their library folders and any extra environment in `_tools()`."""
 
+    spawns_per_run = True
+
     def __init__(self, bundle):
         self.bundle = bundle
         self.transport = transport_options(bundle)

@@ -20,7 +20,7 @@ def bundle(tmp_path, backend, triple="x86_64-linux-gnu", accelerator=None, **inf
 def test_every_registered_runner_has_the_whole_role():
     assert {k[0] for k in _RUNNERS} == {"iree", "tvm", "micro", "tensorrt"}
     for key, cls in _RUNNERS.items():
-        for method in ("run", "run_many", "time"):
+        for method in ("run", "run_many", "run_samples", "time"):
             assert callable(getattr(cls, method, None)), (key, method)
         assert isinstance(cls.where, str) and cls.note == "", key
 

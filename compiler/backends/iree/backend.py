@@ -34,6 +34,10 @@ class IreeBackend:
     # --option keys (the target file's [backends.iree] may set them too); --flag goes to iree-compile
     OPTIONS = OPTIONS
     TAKES_FLAGS = True
+    PRECISIONS = {"fp32": "f32 throughout",
+                  "fp16": "the model converted to f16 before import (every op; f32 inputs and outputs)",
+                  "bf16": "the model converted to bf16 before import (every op; f32 inputs and outputs)"}
+    PRECISION_AT_SOURCE = True  # compiler/precision.py converts it; iree-compile compiles the narrow types
 
     def compile(self, model, target, workdir: Path, options: CompileOptions) -> Artifact:
         cfg = target.backend("iree")
@@ -53,7 +57,7 @@ class IreeBackend:
             argv = build.compile_argv(workdir / "model.vmfb")
             run_tool(argv, cwd=workdir, timeout=3600)
         except Exception as e:
-            if model.kind != "onnx":
+            if model.kind != "onnx" and options.precision == "fp32":  # fp16/bf16: edgecc's rewrites assume f32
                 raise_if_unsupported(str(getattr(e, "stderr", "")) or str(e), "iree")
                 raise
             build, argv = self._plain_build(model, cfg, opts, workdir, options, e)
@@ -61,17 +65,18 @@ class IreeBackend:
         info = self._info(cfg, build)
         files = ["model.vmfb"]
         if opts.check_variant_flags:
-            files.append(self._check_variant(build, info, options.extra_flags))
+            files.append(self._check_variant(build, info, options))
         if info["driver"] == "cuda":
             info["cuda"] = inspect_cuda_vmfb(workdir / "model.vmfb", flag_value(build.flags, "--iree-cuda-target"))
         files += write_device_scripts(workdir, info, len(model.example_inputs), len(model.output_names))
         return Artifact(files=files, entry="model.vmfb", calls=build.calls, flags=build.flags, info=info)
 
     def _plain_build(self, model, cfg, opts, workdir: Path, options: CompileOptions, error: Exception):
-        """An ONNX model whose build with edgecc's rewrites and the target's tuned flags failed (IREE 3.13's
-        "write affecting operations on global resources" on a 1-wide Conv1d and on an Inception-v2 convolution, with
-        the conv-to-channels-last pipeline or at -O3): once more from a fresh import, with the target's flags less
-        those. (Build, iree-compile argv); UnsupportedOpError naming the ONNX op if that fails too."""
+        """An ONNX or fp16/bf16 model whose build with edgecc's rewrites and the target's tuned flags failed (IREE
+        3.13's "write affecting operations on global resources" on a 1-wide Conv1d and on an Inception-v2
+        convolution, with the conv-to-channels-last pipeline or at -O3; edgecc's f32 rewrites on bf16): once more
+        from a fresh import, with the target's flags less those. (Build, iree-compile argv); UnsupportedOpError
+        naming the ONNX op if that fails too."""
         mlir = workdir / "work" / "model.plain.mlir"
         call, _ = import_model(model, mlir, workdir, False)
         flags = [f for f in cfg.flags if not f.startswith(_PLAIN_DROPS)] + io_dtype_flags(mlir)
@@ -101,11 +106,14 @@ class IreeBackend:
             info["note"] = build.options.note
         return info
 
-    def _check_variant(self, build: Build, info: dict, extra_flags) -> str:
+    def _check_variant(self, build: Build, info: dict, options: CompileOptions) -> str:
         """A second build whose numerics can be checked here (e.g. a generic Vulkan profile on lavapipe); its
-        file."""
+        file. At fp16 the profile gets the Float16 capabilities the demoted model needs."""
         opts = build.options
-        vflags = list(opts.check_variant_flags) + list(extra_flags)
+        vflags = list(opts.check_variant_flags)
+        if options.precision == "fp16":
+            vflags += list(opts.check_variant_fp16_flags)
+        vflags += list(options.extra_flags)
         vargv = ["iree-compile", str(build.mlir), *vflags, "-o", str(build.workdir / "model.check.vmfb")]
         run_tool(vargv, cwd=build.workdir, timeout=3600)
         build.calls.append(repro_line([find_tool("iree-compile")] + vargv[1:]))

@@ -40,6 +40,7 @@ class IreeOptions:
     check_variant_flags: tuple[str, ...] = ()
     check_variant_driver: str | None = None
     check_variant_device: str = ""
+    check_variant_fp16_flags: tuple[str, ...] = ()  # what the check profile needs for fp16 (Float16 capability)
 
     @classmethod
     def parse(cls, user: dict, target: dict) -> IreeOptions:
@@ -65,6 +66,7 @@ class IreeOptions:
             check_variant_flags=tuple(target.get("check_variant_flags") or ()),
             check_variant_driver=target.get("check_variant_driver"),
             check_variant_device=target.get("check_variant_device", ""),
+            check_variant_fp16_flags=tuple(target.get("check_variant_fp16_flags") or ()),
         )
 
 

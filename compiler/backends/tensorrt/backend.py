@@ -25,6 +25,8 @@ from edgecc.tools import package_version
 
 @register_backend("tensorrt")
 class TensorRTBackend:
+    PRECISIONS = {"fp32": "trtexec default", "fp16": "trtexec --fp16 (engine built on the device)"}
+    PRECISION_REFUSED = "edgecc's TensorRT plan builds fp32, fp16 or int8 engines, not bf16"
     OPTIONS = {"precision": "fp32 | fp16 | int8 (int8 needs Q/DQ nodes in the model)",
                "workspace_mb": "builder workspace in MiB, 1 or more", "dla_core": "0 | 1 on targets with DLA",
                "max_batch": "largest batch of the shape profile, 1 or more"}
@@ -49,7 +51,13 @@ class TensorRTBackend:
                          for n, a in zip(model.input_names, model.example_inputs, strict=True)],
               "outputs": [{"name": o.name, "shape": [d.dim_value or 1 for d in o.type.tensor_type.shape.dim],
                            "dtype": "float32"} for o in proto.graph.output]}
-        plan = make_plan(target, cfg, options.options, io, proto)
+        user = dict(options.options)
+        if options.precision != "fp32":
+            if user.get("precision", options.precision) != options.precision:
+                raise TargetError(f"--precision {options.precision} and --option precision={user['precision']} "
+                                  "disagree: give one")
+            user["precision"] = options.precision
+        plan = make_plan(target, cfg, user, io, proto)
         (workdir / "plan.json").write_text(json.dumps(plan, indent=2) + "\n")
         accel = target.accelerator
         where = f"TensorRT {version} on {accel.name or accel.arch}" if accel else f"TensorRT {version}"

@@ -34,12 +34,20 @@ def resolve_tvm_target(cfg) -> dict:
 @register_backend("tvm")
 class TvmBackend:
     OPTIONS = {"tuning_db": "MetaSchedule database folder (default: the target's, targets/tuning/<target>/)"}
+    PRECISIONS = {"fp32": "f32 throughout",
+                  "fp16": "Relax ToMixedPrecision: convolution and matmul operands in f16, f32 accumulation (f32 i/o)"}
+    PRECISION_REFUSED = "TVM's mixed-precision pass casts to float16 only: use --precision fp16, or --backend iree"
     TAKES_FLAGS = False  # tvm.compile takes no command-line flags
 
     def compile(self, model, target, workdir: Path, options: CompileOptions) -> Artifact:
         tvm = require("tvm", "apache-tvm==0.27.0.post1", "the TVM backend")
         cfg = target.backend("tvm")
         mod, import_call = import_relax(model)
+        if options.precision == "fp16":
+            from tvm import relax
+
+            mod = relax.transform.ToMixedPrecision(out_dtype="float32")(relax.transform.ConvertToDataflow()(mod))
+            import_call += "; relax.transform.ToMixedPrecision(out_dtype='float32')(mod)"
         tvm_target = resolve_tvm_target(cfg)
         tuning: dict = {}
         try:
