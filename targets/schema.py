@@ -93,6 +93,8 @@ class Board:
     qemu_machine: str = ""  # "mps2-an386": runs in qemu-system-arm
     flash_command: str = ""  # pyOCD/OpenOCD line, {hex} / {elf} / {bin} substituted
     description: str = ""
+    clock_mhz: float = 0  # the core clock: a split's front cost estimate is QEMU instructions over it (0: unknown)
+    uart: str = ""  # "cmsdk-apb": UART0 is an Arm CMSDK APB UART at 0x40004000, where a split front sends frames
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,8 @@ _TOP_KEYS = (
 )
 PRECISIONS = ("fp32", "fp16", "bf16")
 _BACKEND_KEYS = ("flags", "tvm_target", "tvm_host", "driver", "cross_compiler", "refused", "options")
-_BOARD_KEYS = ("ram_kb", "flash_kb", "ram_origin", "flash_origin", "qemu_machine", "flash_command", "description")
+_BOARD_KEYS = ("ram_kb", "flash_kb", "ram_origin", "flash_origin", "qemu_machine", "flash_command", "description",
+               "clock_mhz", "uart")
 
 
 def parse_target(data: dict, source: str = "<memory>") -> Target:
@@ -252,6 +255,8 @@ def _parse_boards(where: str, table: dict) -> dict[str, Board]:
         _check_keys(f"{where} [boards.{bname}]", b, _BOARD_KEYS)
         if "ram_kb" not in b or "flash_kb" not in b:
             raise TargetError(f"{where} [boards.{bname}]: a board must state ram_kb and flash_kb")
+        if "uart" in b:
+            _check_value(f"{where} [boards.{bname}] uart", b["uart"], ("cmsdk-apb",))
         boards[bname] = Board(name=bname, **b)
     return boards
 

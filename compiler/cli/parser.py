@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import math
 
+from edgecc.compiler.cli.split_command import add_split_parser
+
 EPILOG = """exit codes: 0 ok, 1 error, 2 usage (a bad argument or value), 3 target/backend/option, 4 model,
 5 unsupported op, 6 tool failed, 7 validation mismatch, 8 bundle damaged or not replaceable, 9 over memory budget,
 10 package missing, 11 cannot run here, 12 device unreachable / copy failed, 13 device install failed, 14 run on
@@ -98,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bench(sub)
     _add_deploy(sub)
     _add_report(sub)
+    add_split_parser(sub, _shape)
     return p
 
 

@@ -98,13 +98,20 @@ def emit_header(lowered, plan: ArenaPlan, header_note: str) -> str:
           f"int {p}_run(void* const inputs[], void* const outputs[]);", ""]
     in_bytes = [t[n].nbytes for n in lowered.inputs]
     out_bytes = [t[n].nbytes for n in lowered.outputs]
+    out_dims = [str(d) for n in lowered.outputs for d in t[n].shape]
+    out_dtypes = [f'"{t[n].dtype}"' for n in lowered.outputs]
     h += ["#ifdef EDGECC_HARNESS /* the names runtime/c/harness/main.c uses */",
           f"#define EDGECC_MODEL_NAME \"{lowered.name}\"", f"#define EDGECC_MODEL_RUN {p}_run",
           f"#define EDGECC_MODEL_NUM_INPUTS {P}_NUM_INPUTS", f"#define EDGECC_MODEL_NUM_OUTPUTS {P}_NUM_OUTPUTS",
           f"#define EDGECC_MODEL_INPUT_BYTES {{{', '.join(map(str, in_bytes))}}}",
           f"#define EDGECC_MODEL_OUTPUT_BYTES {{{', '.join(map(str, out_bytes))}}}",
           f"#define EDGECC_MODEL_INPUT_BYTES_TOTAL {sum(in_bytes)}",
-          f"#define EDGECC_MODEL_OUTPUT_BYTES_TOTAL {sum(out_bytes)}", "#endif", "",
+          f"#define EDGECC_MODEL_OUTPUT_BYTES_TOTAL {sum(out_bytes)}",
+          # -DEDGECC_FRAME_OUTPUT: the harness writes each output as a tensor frame (runtime/c/include/edgecc/frame.h)
+          f"#define EDGECC_MODEL_OUTPUT_NDIMS {{{', '.join(str(len(t[n].shape)) for n in lowered.outputs)}}}",
+          f"#define EDGECC_MODEL_OUTPUT_SHAPES {{{', '.join(out_dims)}}}",
+          f"#define EDGECC_MODEL_OUTPUT_DTYPES {{{', '.join(out_dtypes)}}}",
+          "#endif", "",
           "#ifdef __cplusplus", "}", "#endif", f"#endif /* {P}_H_ */", ""]
     return "\n".join(h)
 

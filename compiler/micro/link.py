@@ -22,7 +22,7 @@ from edgecc.tools import repro_line, run_recorded, run_tool
 
 RUNTIME_C = Path(__file__).resolve().parents[2] / "runtime" / "c"
 LIB_SOURCES = ["src/workspace.c"]
-FIRMWARE_SOURCES = ["src/startup.c", "src/semihost.c", "src/timing.c", "harness/main.c"]
+FIRMWARE_SOURCES = ["src/startup.c", "src/semihost.c", "src/timing.c", "src/frame.c", "harness/main.c"]
 FLASH_SECTIONS = (".text", ".rodata", ".ARM.extab", ".ARM.exidx", ".data")
 RAM_SECTIONS = (".data", ".bss", ".stack")
 

@@ -37,8 +37,9 @@ def fault_message(rc: int) -> str:
 class QemuCortexMRunner(RunnerBase):
     """Runs a micro bundle's firmware.elf in qemu-system-arm. `run()` returns outputs, `time()` samples."""
 
-    def __init__(self, elf: Path, machine: str, io: dict, timeout: float = 300):
+    def __init__(self, elf: Path, machine: str, io: dict, timeout: float = 300, output_format: str = "raw"):
         self.elf, self.machine, self.io, self.timeout = Path(elf), machine, io, timeout
+        self.output_format = output_format  # "raw", or edgecc-frame/1: a split front's framed cut tensor
         self.where = f"qemu-system-arm -M {machine}"
         self.last_log = ""
 
@@ -70,12 +71,26 @@ class QemuCortexMRunner(RunnerBase):
                                 argv=argv, returncode=proc.returncode, stderr=log[-2000:],
                                 repro=repro_line(argv, tmp))
             raw = (tmp / "output.bin").read_bytes()
+        if self.output_format != "raw":
+            return self._frames(raw), parse_log(log)
         outputs, off = [], 0
         for s in self.io["outputs"]:
             n = int(np.prod(s["shape"])) * np.dtype(s["dtype"]).itemsize
             outputs.append(np.frombuffer(raw[off:off + n], dtype=s["dtype"]).reshape(s["shape"]).copy())
             off += n
         return outputs, parse_log(log)
+
+    def _frames(self, raw: bytes) -> list[np.ndarray]:
+        """The outputs from the tensor frames the firmware wrote (edgecc.runtime.frame), checked against the io."""
+        from edgecc.runtime.frame import read_frames
+
+        outputs = read_frames(raw, "the firmware's output file")
+        specs = self.io["outputs"]
+        got = [(list(o.shape), str(o.dtype)) for o in outputs]
+        if got != [(list(s["shape"]), s["dtype"]) for s in specs]:
+            raise ValidationError(f"the firmware sent frames {got}, its manifest says "
+                                  f"{[(s['shape'], s['dtype']) for s in specs]}; recompile the bundle")
+        return outputs
 
     def run_many(self, x: np.ndarray) -> np.ndarray:
         """Outputs of the (one-input, one-output) model on every sample of x (N, ...), all in one QEMU boot: the

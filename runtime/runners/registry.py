@@ -114,7 +114,8 @@ def _micro(bundle, make):
     if not info.get("qemu_machine"):
         raise CannotRunHere(f"board {info['board']} is real hardware and cannot run here; flash it with: "
                             f"{info.get('flash_command') or '(no flash command in the target file)'}")
-    return make("qemu-system-arm", Path(bundle.path) / "firmware.elf", info["qemu_machine"], info["io"])
+    return make("qemu-system-arm", Path(bundle.path) / "firmware.elf", info["qemu_machine"], info["io"],
+                output_format=info.get("output_format", "raw"))
 
 
 def _tensorrt(bundle, make):

@@ -9,6 +9,7 @@
  */
 #include <stdint.h>
 
+#include "edgecc/frame.h"
 #include "edgecc/rt.h"
 #include "model.h"
 
@@ -47,6 +48,27 @@ static uint32_t parse_uint(const char* s) {
 }
 
 static int is_dash(const char* s) { return s[0] == '-' && s[1] == 0; }
+
+/* The outputs to a sink: raw bytes back to back, or (-DEDGECC_FRAME_OUTPUT, the front of a split model) one tensor
+ * frame per output, as a board streams the cut tensor to the next device. */
+static int write_outputs(edgecc_sink_fn sink, void* ctx) {
+#ifdef EDGECC_FRAME_OUTPUT
+  static const uint32_t ndims[EDGECC_MODEL_NUM_OUTPUTS] = EDGECC_MODEL_OUTPUT_NDIMS;
+  static const uint32_t shapes[] = EDGECC_MODEL_OUTPUT_SHAPES;
+  static const char* const dtypes[EDGECC_MODEL_NUM_OUTPUTS] = EDGECC_MODEL_OUTPUT_DTYPES;
+  uint32_t off = 0, dim = 0;
+  for (int i = 0; i < EDGECC_MODEL_NUM_OUTPUTS; i++) {
+    if (edgecc_frame_write(sink, ctx, edgecc_dtype_code(dtypes[i]), (int)ndims[i], shapes + dim, output_buf + off,
+                           output_bytes[i]) != 0)
+      return -1;
+    off += output_bytes[i];
+    dim += ndims[i];
+  }
+  return 0;
+#else
+  return sink(ctx, output_buf, sizeof(output_buf));
+#endif
+}
 
 static void setup_io(void* inputs[], void* outputs[]) {
   uint32_t off = 0;
@@ -141,12 +163,20 @@ int main(void) {
 
   if (!is_dash(out_path)) {
     int h = edgecc_sh_open(out_path, 5);
-    if (h < 0 || edgecc_sh_write_file(h, output_buf, sizeof(output_buf)) != 0) {
+    if (h < 0 || write_outputs(edgecc_sink_semihost, &h) != 0) {
       edgecc_sh_write("edgecc: error: cannot write output file\n");
       return 4;
     }
     edgecc_sh_close(h);
   }
+#ifdef EDGECC_FRAME_UART
+  edgecc_uart_init();
+  if (write_outputs(edgecc_sink_uart, 0) != 0) {
+    edgecc_sh_write("edgecc: error: cannot write the UART frames\n");
+    return 4;
+  }
+  edgecc_sh_write("edgecc: uart frames sent\n");
+#endif
   const float* out0 = (const float*)output_buf;
   uint32_t n = output_bytes[0] / 4u;
   edgecc_sh_write("edgecc: output0");
