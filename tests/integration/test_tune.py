@@ -3,11 +3,14 @@ applies; numerics still checked against PyTorch."""
 
 import json
 
+import pytest
+
 from tests.conftest import DATA, edgecc_cli
 
 TINY = f"{DATA / 'tiny_factory.py'}:build"
 
 
+@pytest.mark.slow  # ~160 s of MetaSchedule workers; test_tune_rpc.py covers tune -> compile in make test
 def test_tune_then_compile_applies_records(tmp_path):
     db = tmp_path / "db"
     p = edgecc_cli("tune", TINY, "--target", "host", "--trials", "4", "--database", db, timeout=900)
