@@ -274,6 +274,10 @@ def _precision_section(bundle: Bundle, loaded, precision: str, validate: bool, h
         return section
     try:
         runner = bundle.runner()
+        if runner.note:  # what runs here is not the reduced-precision artifact (TensorRT: its f32 ONNX)
+            section["accuracy"] = (f"not run: the {precision} engine is built on the device; the check here "
+                                   f"({runner.where}) runs in f32")
+            return section
         # a runner that starts a process per run (qemu-user, lavapipe's iree-run-module): the first images only
         n = PRECISION_SAMPLES_SPAWNING if getattr(runner, "spawns_per_run", False) else len(ds.x_test)
         x, y = ds.x_test[:n], ds.y_test[:n]

@@ -172,3 +172,16 @@ def test_build_validates_every_cell_on_the_given_samples(tmp_path):
                    "digits", "--validate-samples", "5", "-o", tmp_path / "m")
     assert p.returncode == 0, p.stderr
     assert manifest(tmp_path / "m" / "digits-cnn-host-tvm")["validation"]["samples"] == 5
+
+
+def test_tensorrt_precision_goes_into_the_engine_plan_and_no_accuracy_is_claimed(tmp_path):
+    p = edgecc_cli("compile", "digits-cnn", "-t", "jetson-orin", "-b", "tensorrt", "--precision", "fp16",
+                   "-o", tmp_path / "b")
+    assert p.returncode == 0, p.stderr
+    m = manifest(tmp_path / "b")
+    assert m["artifact"]["info"]["plan"]["precision"] == "fp16" and "--fp16" in m["artifact"]["info"]["plan"][
+        "trtexec_build_flags"]
+    assert m["precision"]["accuracy"].startswith("not run: the fp16 engine is built on the device")
+    assert_clean_failure(edgecc_cli("compile", "digits-cnn", "-t", "jetson-orin", "-b", "tensorrt", "--precision",
+                                    "fp16", "--option", "precision=fp32", "-o", tmp_path / "x" / "b"), 3,
+                         "disagree", out_dir=tmp_path / "x" / "b")
