@@ -152,23 +152,30 @@ def load_report(path: Path) -> dict:
     return doc
 
 
+SPLIT_SCHEMA = "edgecc.split/1"
+
+
 def load_reports(paths) -> dict:
     """Merge reports (files, or folders searched for *.json reports) into one document; later runs of the same
     model/target/backend/device replace earlier ones."""
     files: list[Path] = []
+    splits: list[dict] = []  # split.json documents (edgecc split) in the folders: a section each in the HTML
     for p in map(Path, paths):
         if p.is_dir():
             for f in sorted(p.rglob("*.json")):
                 try:
-                    if json.loads(f.read_text()).get("schema") == SCHEMA:
+                    doc = json.loads(f.read_text())
+                    if doc.get("schema") == SCHEMA:
                         files.append(f)
+                    elif doc.get("schema") == SPLIT_SCHEMA and isinstance(doc.get("choice"), dict):
+                        splits.append({**doc, "source": str(f)})
                 except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
                     continue
         elif p.is_file():
             files.append(p)
         else:
             raise EdgeccError(f"{p} does not exist")
-    if not files:
+    if not files and not splits:
         raise EdgeccError(f"no edgecc report found in {', '.join(map(str, paths))}")
     runs: dict[str, dict] = {}
     envs = []
@@ -179,6 +186,8 @@ def load_reports(paths) -> dict:
             runs[run_key(run)] = {**run, "source": str(f)}
     merged = make_report(list(runs.values()), env=envs[0] if envs else {})
     merged["sources"] = [str(f) for f in files]
+    if splits:
+        merged["splits"] = splits
     return merged
 
 

@@ -190,6 +190,11 @@ def to_html(doc: dict, title: str = "edgecc benchmark report") -> str:
     fp = footprint_plot(runs)
     if fp:
         body += ["<h2>Microcontroller footprint</h2>", fp]
+    if doc.get("splits"):
+        from edgecc.runtime.report_split import split_section
+
+        for sp in doc["splits"]:
+            body += split_section(sp, level=2)
     methods = sorted({r["timing"]["method"] for r in runs if r.get("timing")})
     body += ["<h2>Methods</h2><ul>" + "".join(f"<li>{html.escape(m)}</li>" for m in methods) + "</ul>",
              "<h2>Environment</h2>", f"<pre>{html.escape(json.dumps(doc.get('environment', {}), indent=2))}</pre>"]

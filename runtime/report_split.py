@@ -64,19 +64,27 @@ def _table(doc: dict) -> str:
             "</tr></thead><tbody>" + "".join(body) + "</tbody></table>")
 
 
-def split_report_html(doc: dict) -> str:
-    """A self-contained page: the chosen cut, the candidates' breakdown table and plot, the best cut per link."""
+def split_section(doc: dict, level: int = 1) -> list[str]:
+    """The HTML of one split: its title (an h`level`), the chosen cut, the breakdown table and plot, the best cut
+    per link; `edgecc report` puts one per split.json found beside the benchmark reports."""
     t, link = doc["cut"]["tensor"], doc["link"]
     title = f"edgecc split: {doc['model']['name']} on {doc['front']['target']} + {doc['back']['target']}"
     by_link = "".join(f"<li><code>{html.escape(k)}</code>: {html.escape(str(v))}</li>"
                       for k, v in doc["choice"].get("by_link", {}).items())
-    body = [f"<h1>{html.escape(title)}</h1>",
+    h, h2 = f"h{level}", f"h{level + 1}"
+    return [f"<{h}>{html.escape(title)}</{h}>",
             f"<p>Cut at <code>{html.escape(t['name'])}</code> ({t['dtype']} {t['shape']}, {t['frame_bytes']:,} bytes "
             f"per frame) over <code>{html.escape(link['spec'])}</code>; validation: "
             f"{html.escape(str(doc['validation'].get('status')))}.</p>",
-            "<h2>Candidate cuts (measured)</h2>", _table(doc), split_breakdown_plot(doc),
-            "<h2>Best cut per link, from the same measurements</h2>", f"<ul>{by_link}</ul>",
+            f"<{h2}>Candidate cuts (measured)</{h2}>", _table(doc), split_breakdown_plot(doc),
+            f"<{h2}>Best cut per link, from the same measurements</{h2}>", f"<ul>{by_link}</ul>",
             "<p>Front times of microcontrollers are estimates: QEMU instructions over the board's clock (one "
             "instruction per cycle); CPU times are the p50 wall clock of the bundle's runner.</p>"]
+
+
+def split_report_html(doc: dict) -> str:
+    """A self-contained page of one split (split_section)."""
+    title = f"edgecc split: {doc['model']['name']} on {doc['front']['target']} + {doc['back']['target']}"
+    body = split_section(doc)
     return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
             f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>\n")

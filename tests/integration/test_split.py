@@ -116,6 +116,17 @@ def test_auto_measures_every_block_boundary_and_its_choice_moves_with_the_link(a
     assert 'id="split-breakdown"' in page and page.count('class="cut"') == 3
 
 
+def test_edgecc_report_renders_a_split_found_in_its_folders(auto_int8, tmp_path):
+    """`edgecc report DIR` picks up split.json beside (or without) benchmark reports: the breakdown plot is in the
+    merged page."""
+    from tests.conftest import edgecc_cli
+
+    p = edgecc_cli("report", auto_int8.path.parent, "-o", tmp_path / "r.html")
+    assert p.returncode == 0, p.stderr
+    page = (tmp_path / "r.html").read_text()
+    assert 'id="split-breakdown"' in page and "Candidate cuts (measured)" in page
+
+
 def test_int8_cut_shrinks_the_transfer_4x_and_reports_the_added_error(auto_int8):
     d = auto_int8.doc
     t, fp32 = d["cut"]["tensor"], d["cut"]["unquantized"]
