@@ -57,8 +57,9 @@ SUITE_NOTES = {
              "runs, the error says little about numerics.",
     "pytorch-converted": "Old PyTorch exporters' nn layers (opset 6-9), normalized to opset 17 first.",
     "pytorch-operator": "Old PyTorch exporters' tensor operators (opset 6-9), normalized to opset 17 first.",
-    "simple": "Hand-written ONNX graphs. Inputs are random: a model whose input is a shape or an index is fed values "
-              "it was not made for (issue 27 adds inputs that fit a model).",
+    "simple": "Hand-written ONNX graphs, fed their own `test_data_set_0` where it matches the inputs (a shape given "
+              "as an input is then a valid shape, not random integers); the rest hold training ops, string inputs "
+              "or sequence ops.",
     "hf": "Hugging Face `transformers` classes from small configs, random init, nothing downloaded "
           "(models/hf_suite.py); validated against PyTorch eager.",
 }

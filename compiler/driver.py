@@ -90,7 +90,8 @@ def compile(model, example_inputs=None, target: str = "host", backend: str | Non
         if precision != "fp32" and loaded.dataset_name:
             log(f"measuring {precision} accuracy on {loaded.dataset_name}")
             manifest["precision"] = _precision_section(Bundle(tmp, manifest), loaded, precision, validate,
-                                                       be.PRECISIONS[precision])
+                                                       be.PRECISIONS[precision],
+                                                       getattr(be, "PRECISION_CHECKED_HERE", True))
         if quantize:
             log("measuring int8 accuracy and error vs fp32")
             manifest["quantization"] = _quantization_section(Bundle(tmp, manifest), loaded, validate)
@@ -261,7 +262,8 @@ def _validate(bundle: Bundle, loaded, samples, tolerance, precision: str) -> dic
 PRECISION_SAMPLES_SPAWNING = 40
 
 
-def _precision_section(bundle: Bundle, loaded, precision: str, validate: bool, how: str) -> dict:
+def _precision_section(bundle: Bundle, loaded, precision: str, validate: bool, how: str,
+                       checked_here: bool = True) -> dict:
     """What reduced precision costs: top-1 of the artifact and of the fp32 model on the dataset's held-out split."""
     import torch
 
@@ -274,7 +276,7 @@ def _precision_section(bundle: Bundle, loaded, precision: str, validate: bool, h
         return section
     try:
         runner = bundle.runner()
-        if runner.note:  # what runs here is not the reduced-precision artifact (TensorRT: its f32 ONNX)
+        if not checked_here:  # what runs here is not in the reduced precision (TensorRT: its f32 ONNX)
             section["accuracy"] = (f"not run: the {precision} engine is built on the device; the check here "
                                    f"({runner.where}) runs in f32")
             return section

@@ -27,6 +27,7 @@ from edgecc.tools import package_version
 class TensorRTBackend:
     PRECISIONS = {"fp32": "trtexec default", "fp16": "trtexec --fp16 (engine built on the device)"}
     PRECISION_REFUSED = "edgecc's TensorRT plan builds fp32, fp16 or int8 engines, not bf16"
+    PRECISION_CHECKED_HERE = False  # the engine is built on the device; the ONNX Runtime check here runs f32
     OPTIONS = {"precision": "fp32 | fp16 | int8 (int8 needs Q/DQ nodes in the model)",
                "workspace_mb": "builder workspace in MiB, 1 or more", "dla_core": "0 | 1 on targets with DLA",
                "max_batch": "largest batch of the shape profile, 1 or more"}
