@@ -24,7 +24,7 @@ def print_profile(bundle, json_out: str | None = None, top: int = 0) -> None:
         Path(json_out).write_text(json.dumps(p, indent=1))
     measured = p["measured"]
     print(f"{p['model']} on {p['target']}/{p['backend']}: layers of {p['layers_of'] or 'the model'}; measured: "
-          + (f"{measured['method']}, {measured['total_instructions']:,} instructions per inference"
+          + (f"{measured['method']}, {measured['total']:,} {measured['unit']} per inference"
              if isinstance(measured, dict) else measured))
     layers = p["layers"]
     if isinstance(layers, str):
@@ -38,9 +38,14 @@ def print_profile(bundle, json_out: str | None = None, top: int = 0) -> None:
                 f"{100 * r['measured_share']:.1f}" if "measured_share" in r else "",
                 f"x{r['lowrank_macs_fraction']}" if "lowrank_macs_fraction" in r else "")
                for r in rows])
+    if isinstance(measured, dict) and p.get("measured_matches_layers"):
+        other = 1 - sum(r.get("measured_share", 0) for r in layers)
+        print(f"the other kernels (pools, adds, quantize/dequantize, copies): {100 * other:.1f}% of the measured "
+              "total (`--json` lists every kernel)")
     if isinstance(measured, dict) and not p.get("measured_matches_layers"):
-        table(["step", "kernel", "what", "instructions", "share %"],
-              [(k["step"], k["kernel"], k["comment"], f"{k['instructions']:,}", f"{100 * k['share']:.1f}")
+        table(["step", "kernel", "what", measured["unit"], "share %"],
+              [(k["step"], k["kernel"], k["comment"], f"{k.get('instructions', k.get('us')):,}",
+                f"{100 * k['share']:.1f}")
                for k in measured["kernels"]])
     if not isinstance(layers, str):
         best = max(layers, key=lambda r: r.get("measured_share", r["macs"] / total), default=None)

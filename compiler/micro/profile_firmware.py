@@ -66,4 +66,4 @@ def profile_kernels(bundle, timeout: float = 300) -> dict:
     rows = [{"step": i, "kernel": k, "comment": c, "instructions": n, "share": round(n / total, 4)}
             for i, ((k, c), n) in enumerate(zip(names, counts, strict=True))]
     return {"method": METHOD, "ran_on": f"qemu-system-arm -M {info['qemu_machine']}",
-            "total_instructions": sum(counts), "kernels": rows}
+            "unit": "instructions", "total": sum(counts), "kernels": rows}

@@ -51,9 +51,15 @@ def test_model_torch_pruning_cannot_trace_is_named(capsys, tmp_path):
 
 def test_onnx_model_cannot_be_squeezed(capsys, tmp_path):
     out = tmp_path / "out" / "b"
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
     onnx_file = tmp_path / "m.onnx"
-    torch.onnx.export(torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3)), (torch.randn(1, 1, 8, 8),), str(onnx_file),
-                      dynamo=False)
+    w = numpy_helper.from_array(np.ones((4, 1, 3, 3), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 6, 6])], [w])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(onnx_file))
     _fails(capsys, ["compile", str(onnx_file), "--squeeze", "prune=0.5", "-o", str(out)], 4,
            "--squeeze needs a PyTorch nn.Module")
     assert not out.parent.exists()
@@ -95,6 +101,7 @@ def test_profile_counts_add_up_to_the_inference(m4_bundle):
     kernels = p["measured"]["kernels"]
     assert [k["kernel"] for k in kernels][:2] == ["edgecc_q8_quantize", "edgecc_q8_conv"]
     total = sum(k["instructions"] for k in kernels)
+    assert p["measured"]["unit"] == "instructions" and p["measured"]["total"] == total
     assert abs(total - whole) / whole < 0.02, (total, whole)  # the timer reads cost a few instructions a kernel
     assert p["measured_matches_layers"] is True
     convs = {r["layer"]: r for r in p["layers"] if r["kind"] == "Conv2d"}
@@ -118,6 +125,14 @@ def test_squeezed_fp32_models_compile_on_every_backend(tmp_path, backend, target
     assert m["squeeze"]["artifact"]["samples"] == 360
     assert m["squeeze"]["artifact"]["max_abs_error_vs_original"] == pytest.approx(
         rows[-1]["max_abs_error_vs_original"], rel=1e-3, abs=1e-3)
+    if backend == "tvm":  # TVM's per-kernel timing: every conv/linear kernel timed, paired with its layer
+        from edgecc.compiler.squeeze.profile import profile_bundle
+
+        p = profile_bundle(b)
+        assert p["measured"]["unit"] == "us" and p["measured_matches_layers"] is True, p["measured"]
+        assert all(k["us"] > 0 for k in p["measured"]["kernels"])
+        assert sum(k["share"] for k in p["measured"]["kernels"]) == pytest.approx(1, abs=0.01)
+        assert all("measured_share" in r for r in p["layers"] if r["macs"])
 
 
 @pytest.mark.slow
