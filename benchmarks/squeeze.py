@@ -72,13 +72,13 @@ def _bench_p50(bundles: list[Path], iters: int, rounds: int, threads: int, tmp: 
     return p50s
 
 
-def pruned_rows(model: str, ratio: float, root: Path, cortexm: str, iters: int, rounds: int, threads: int) -> list:
-    """Host wall clock and Cortex-M instructions of `model` and of `model` pruned by `ratio`."""
+def pruned_rows(model: str, spec: str, root: Path, targets: list, iters: int, rounds: int, threads: int) -> list:
+    """Host wall clock and Cortex-M instructions of `model` and of `model` squeezed by `spec` (prune=0.5)."""
     rows = []
-    spec = f"prune={ratio}"
-    for target, backend in (("host", "iree"), (cortexm, "micro")):
+    for target in targets:
+        backend = "iree" if target == "host" else "micro"
         base = _compile(model, target, backend, root / f"{model}-{target}-orig")
-        pruned = _compile(model, target, backend, root / f"{model}-{target}-pruned", squeeze=spec)
+        pruned = _compile(model, target, backend, root / f"{model}-{target}-{spec.replace(':', '_')}", squeeze=spec)
         row = {"model": model, "target": target, "backend": backend, "squeeze": spec}
         if isinstance(base, str) or isinstance(pruned, str):
             row["status"] = base if isinstance(base, str) else pruned
@@ -145,8 +145,9 @@ def _cpu_name() -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="+", default=list(MODELS))
-    p.add_argument("--ratio", type=float, default=0.5)
+    p.add_argument("--squeeze", default="prune=0.5", help="the pipeline the resnet8 / mobilenetv2 rows compare")
     p.add_argument("--cortexm", default="cortex-m4")
+    p.add_argument("--targets", nargs="+", default=["host", "CORTEXM"], help="host and/or a Cortex-M target")
     p.add_argument("--iters", type=int, default=100)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
@@ -161,7 +162,8 @@ def main(argv=None) -> int:
             result["digits"] = digits_rows(root, a.cortexm)
         result["pruned"] = []
         for model in a.models:
-            result["pruned"] += pruned_rows(model, a.ratio, root, a.cortexm, a.iters, a.rounds, a.threads)
+            targets = [a.cortexm if t == "CORTEXM" else t for t in a.targets]
+            result["pruned"] += pruned_rows(model, a.squeeze, root, targets, a.iters, a.rounds, a.threads)
             print(f"{model}: done", file=sys.stderr)
     if a.json:
         a.json.write_text(json.dumps(result, indent=1, default=str))

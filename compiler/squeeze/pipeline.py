@@ -102,7 +102,7 @@ def _apply(stage: StageSpec, module, original, example, data: SqueezeData | None
 
         return prune_channels(module, example, stage.get("ratio"), stage.get("layers"), stage.get("importance"),
                               data.x if data is not None and len(data.x) else None,
-                              data.y if data is not None else None)
+                              data.y if data is not None else None, stage.get("round_to"))
     if stage.name == "lowrank":
         from edgecc.compiler.squeeze.lowrank import factorize_lowrank
 

@@ -7,6 +7,7 @@ an importance and removes the lowest-ranked channels from every member. The resu
 
     ratio        fraction of each layer's output channels removed (0 < ratio < 1), Torch-Pruning's pruning_ratio
     layers       per-layer ratios over it: {"features.0": 0.25}; 0 keeps a layer's output channels
+    round_to     keep each pruned layer's channel count a multiple of this (8, 16: the target's SIMD width)
     importance   "magnitude" (L2 norm of the weights) or "taylor" (|w * dL/dw| on the squeeze data: cross entropy
                  with the labels, or with the original model's own top-1 when the data has none)
 
@@ -105,7 +106,7 @@ def check_prune_options(ratio, layers: dict, importance: str) -> None:
 
 
 def prune_channels(module, example, ratio: float, layers: dict | None = None, importance: str = "magnitude",
-                   data=None, labels=None):
+                   data=None, labels=None, round_to: int = 1):
     """(a pruned copy of `module`, what was done). See the module docstring for the options."""
     import torch
 
@@ -128,7 +129,8 @@ def prune_channels(module, example, ratio: float, layers: dict | None = None, im
             pruner = tp.pruner.MetaPruner(
                 net, example, importance=_importance(importance), pruning_ratio=ratio,
                 pruning_ratio_dict={named[k]: v for k, v in layers.items() if v > 0},
-                ignored_layers=[named[k] for k, v in layers.items() if v == 0] + ([named[keep]] if keep else []))
+                ignored_layers=[named[k] for k, v in layers.items() if v == 0] + ([named[keep]] if keep else []),
+                round_to=round_to if round_to > 1 else None)
             if importance == "taylor":
                 _taylor_gradients(net, module.eval(), data, labels)
             pruner.step()
@@ -148,5 +150,5 @@ def prune_channels(module, example, ratio: float, layers: dict | None = None, im
         raise ModelError(f"prune={ratio} removed no channels (every prunable layer of the model is coupled to its "
                          "output); use lowrank instead")
     return net, {"library": f"torch-pruning {tp.__version__}", "ratio": ratio, "importance": importance,
-                 "layers": layers, "kept_output_layer": keep,
+                 "layers": layers, "round_to": round_to, "kept_output_layer": keep,
                  "channels": {n: c for n, c in channels.items() if c[0] != c[1]}}

@@ -12,6 +12,7 @@ TOML form (`--squeeze pipeline.toml`), a `[squeeze]` section:
     ratio = 0.5
     importance = "magnitude"
     layers = { "features.0" = 0.25 }       # per-layer ratios
+    round_to = 8                           # keep channel counts multiples of 8 (SIMD widths)
     [squeeze.distill]
     epochs = 30
 
@@ -33,7 +34,7 @@ from edgecc.errors import ModelError, UsageError
 
 # stage -> (its main option, the options it takes with their defaults)
 STAGES = {
-    "prune": ("ratio", {"ratio": 0.5, "importance": "magnitude", "layers": {}}),
+    "prune": ("ratio", {"ratio": 0.5, "importance": "magnitude", "layers": {}, "round_to": 1}),
     "lowrank": ("energy", {"energy": 0.9}),
     "distill": (None, {"epochs": 30, "lr": 2e-3, "batch": 64, "temperature": 4.0, "alpha": 0.5, "seed": 0}),
     "int8": (None, {}),
@@ -167,6 +168,9 @@ def check_pipeline(stages: list[StageSpec], data: str) -> None:
             if not isinstance(layers, dict):
                 raise UsageError("prune layers must be a table of layer = ratio (TOML form)")
             _in_range(s, "ratio", 0, 1, "prune=0.5")
+            r = s.get("round_to")
+            if not isinstance(r, int) or isinstance(r, bool) or r < 1:
+                raise UsageError(f"prune round_to={r!r}: give a whole number of channels, 1 or more (e.g. 8)")
             check_prune_options(s.get("ratio"), layers, s.get("importance"))
         elif s.name == "lowrank":
             _in_range(s, "energy", 0, 1, "lowrank=0.9")

@@ -69,6 +69,8 @@ def test_prune_removes_channels_for_real(digits):
     p2, info2 = prune_channels(net, x1, 0.5, {"features.0": 0.0, "features.2": 0.25})
     assert p2.features[0].out_channels == 16 and p2.features[2].out_channels == 24
     assert p2.features[5].out_channels == 16
+    p3, _ = prune_channels(net, x1, 0.4, round_to=8)  # 16*0.6 = 9.6 and 32*0.6 = 19.2 channels, rounded to 8s
+    assert [p3.features[i].out_channels % 8 for i in (0, 2, 5)] == [0, 0, 0]
 
 
 def test_taylor_importance_uses_the_data(digits):
@@ -201,6 +203,7 @@ def test_spec_forms(tmp_path):
     ("prune=0.5,int8", "", ModelError, "int8 needs data"),
     ("prune=0.5:importance=taylor", "", ModelError, "Taylor importance"),
     ("prune=0.5,,int8", "", UsageError, "empty stage"),
+    ("prune=0.5:round_to=0", "", UsageError, "round_to=0"),
     ("int8=3", "digits", UsageError, "takes no value"),
 ])
 def test_pipelines_that_cannot_work(spec, data, err, needle):
