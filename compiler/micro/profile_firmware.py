@@ -13,6 +13,7 @@ calibration, as the QemuCortexMRunner does for whole inferences. The bundle is n
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 import tempfile
@@ -24,13 +25,17 @@ KERNEL_FILES = ("kernels.c", "kernels.o", "int8_kernels.c")
 METHOD = "QEMU icount per kernel (instructions, not time), profiling build with -DEDGECC_PROFILE"
 
 
-def _kernel_names(bundle) -> list[tuple[str, str]]:
-    """(kernel, comment) per step, from the artifact info (int8) or the AOT driver's step comments (fp32)."""
+def _kernel_names(bundle) -> list[tuple[str, str, list[int]]]:
+    """(kernel, comment, element counts of its constant arguments) per step: from the artifact info (int8: its
+    steps run in graph order, no argument shapes needed) or the fp32 AOT driver's step comments and tensors."""
     info = bundle.manifest["artifact"]["info"]
-    if info.get("kernels"):
-        return [(k["kernel"], k.get("comment", "")) for k in info["kernels"]]
+    if "int8" in str(info.get("codegen", "")):
+        return [(k["kernel"], k.get("comment", ""), []) for k in info["kernels"]]
     text = (Path(bundle.path) / "model.c").read_text()
-    return [(m.group(1), "") for m in re.finditer(r"^  /\* \d+: (\w+)\(", text, re.M)]
+    consts = {n: math.prod(int(d) for d in shape.split("x"))
+              for n, shape in re.findall(r"^static const DLTensor (\w+) = .*/\* const ([0-9x]+)", text, re.M)}
+    return [(m.group(1), "", [consts[a] for a in m.group(2).split(", ") if a in consts])
+            for m in re.finditer(r"^  /\* \d+: (\w+)\(([^)]*)\)", text, re.M)]
 
 
 def profile_kernels(bundle, timeout: float = 300) -> dict:
@@ -63,7 +68,7 @@ def profile_kernels(bundle, timeout: float = 300) -> dict:
     if len(counts) != len(names):
         raise ToolError(f"the profiling firmware reported {len(counts)} kernels, the bundle has {len(names)}")
     total = sum(counts) or 1
-    rows = [{"step": i, "kernel": k, "comment": c, "instructions": n, "share": round(n / total, 4)}
-            for i, ((k, c), n) in enumerate(zip(names, counts, strict=True))]
+    rows = [{"step": i, "kernel": k, "comment": c, "instructions": n, "share": round(n / total, 4),
+             **({"arg_elements": e} if e else {})} for i, ((k, c, e), n) in enumerate(zip(names, counts, strict=True))]
     return {"method": METHOD, "ran_on": f"qemu-system-arm -M {info['qemu_machine']}",
             "unit": "instructions", "total": sum(counts), "kernels": rows}

@@ -38,6 +38,7 @@ class LayerCost:
     params: int
     activation_bytes: int  # bytes of the layer's output tensor(s), fp32
     output_shape: list[int]
+    weight_elements: int = 0  # of its conv / linear weight: pairs the layer with the kernel that takes it
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -103,7 +104,11 @@ def layer_costs(module, example, ep=None) -> list[LayerCost]:
         row = rows.get(layer)
         if row is None:
             row = rows[layer] = LayerCost(layer, kind, 0, 0, 0, [])
-        row.macs += node_macs(node)
+        macs = node_macs(node)
+        row.macs += macs
+        w = node.args[1].meta.get("val") if macs and len(node.args) > 1 and hasattr(node.args[1], "meta") else None
+        if w is not None and hasattr(w, "shape") and _op_name(node) not in ("mm", "bmm", "matmul"):
+            row.weight_elements = _numel(w)
         for a in node.args:
             name = params.get(getattr(a, "name", None))
             if name is not None and name not in seen_params:
@@ -179,13 +184,24 @@ MAC_KERNEL = re.compile(r"conv|dense|matmul|linear|gemm", re.I)
 
 
 def attach_measured(layers: list[dict], kernels: list[dict]) -> bool:
-    """Give each MAC layer the measured share of the kernel that runs it, when kernels and layers pair up in order
-    (one conv/dense kernel per conv/linear layer, as the micro drivers emit them); False when they do not."""
+    """Give each MAC layer the measured share of the kernel that runs it; False when they do not pair up.
+
+    There is one conv/dense kernel per conv/linear layer. A compiler may run them in another order than the model
+    (TVM puts a residual block's shortcut conv before the block's second conv), so when kernels list the element
+    counts of their arguments a layer takes the first unused kernel holding a tensor the size of its weight;
+    otherwise (edgecc's int8 driver, which runs the layers in graph order) they pair in order."""
     mac_layers = [r for r in layers if r["macs"] > 0]
     mac_kernels = [k for k in kernels if MAC_KERNEL.search(k["kernel"]) or MAC_KERNEL.search(k.get("comment", ""))]
     if len(mac_layers) != len(mac_kernels):
         return False
-    for r, k in zip(mac_layers, mac_kernels, strict=True):
+    pairs, free = [], list(mac_kernels)
+    for r in mac_layers:
+        k = next((k for k in free if "arg_elements" not in k or r.get("weight_elements") in k["arg_elements"]), None)
+        if k is None:
+            return False
+        free.remove(k)
+        pairs.append((r, k))
+    for r, k in pairs:
         r["measured_share"], r["measured_step"] = k["share"], k["step"]
     return True
 
@@ -239,7 +255,8 @@ def _tvm_measured(bundle):
     total = sum(c["us"] for c in calls) or 1.0
     return {"method": TVM_METHOD, "ran_on": "host", "unit": "us", "total": round(total, 2),
             "kernels": [{"step": i, "kernel": c["kernel"], "comment": "", "us": round(c["us"], 2),
-                         "share": round(c["us"] / total, 4)} for i, c in enumerate(calls)]}
+                         "share": round(c["us"] / total, 4), "arg_elements": c["arg_elements"]}
+                        for i, c in enumerate(calls)]}
 
 
 def _source_layers(m: dict):

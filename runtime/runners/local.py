@@ -94,7 +94,8 @@ class TvmLocalRunner(LocalRunner):
         return [np.asarray(o.numpy()) for o in _flatten(out)]
 
     def profile_ops(self, inputs: list[np.ndarray], repeat: int = 5) -> list[dict]:
-        """Per-call wall time of one inference, in call order: [{"kernel", "us"}], each call's median over
+        """Per-call wall time of one inference, in call order: [{"kernel", "us", "arg_elements"}] (element counts
+        of the call's tensor arguments), each call's median over
         `repeat` runs after one warm-up run. Timed by the Relax VM's instrument hook (called before and after each
         Call instruction; the CPU kernels are synchronous), so each time includes ~1 us of hook overhead."""
         import time
@@ -109,7 +110,8 @@ class TvmLocalRunner(LocalRunner):
             if before_run:
                 stack.append(now)
             else:
-                runs[-1].append((str(symbol), (now - stack.pop()) / 1e3))
+                sizes = [int(np.prod(a.shape)) for a in call_args if hasattr(a, "shape")]
+                runs[-1].append((str(symbol), (now - stack.pop()) / 1e3, sizes))
             return 0  # VMInstrumentReturnKind.NO_OP: run the call as usual
 
         self._vm.set_instrument(instrument)
@@ -120,8 +122,8 @@ class TvmLocalRunner(LocalRunner):
         finally:
             self._vm.set_instrument(lambda *a: 0)
         timed = runs[1:]
-        return [{"kernel": name, "us": float(np.median([r[i][1] for r in timed]))}
-                for i, (name, _) in enumerate(timed[0])]
+        return [{"kernel": name, "us": float(np.median([r[i][1] for r in timed])), "arg_elements": sizes}
+                for i, (name, _, sizes) in enumerate(timed[0])]
 
 
 def _flatten(out):

@@ -135,6 +135,21 @@ def test_squeezed_fp32_models_compile_on_every_backend(tmp_path, backend, target
         assert all("measured_share" in r for r in p["layers"] if r["macs"])
 
 
+def test_fp32_firmware_profile_pairs_tvm_kernels_with_layers(tmp_path):
+    require_cortex_m_tools()
+    from edgecc.compiler.squeeze.profile import profile_bundle
+
+    b = edgecc.compile("resnet8", target="cortex-m4", output=tmp_path / "r8", squeeze="prune=0.5")
+    p = profile_bundle(b)
+    assert p["measured_matches_layers"] is True
+    share = {r["layer"]: r["measured_share"] for r in p["layers"] if r["macs"]}
+    # TVM runs each shortcut conv before its block's second conv; paired by weight size, the 1x1 shortcut
+    # (32k MACs) is cheap and the 3x3 conv (590k MACs) is not
+    assert share["stages.1.shortcut.0"] < 0.05 < share["stages.1.conv2.0"]
+    whole = min(b.runner().time(b.reference_inputs(), warmup=0, iters=1)["samples"])
+    assert abs(p["measured"]["total"] - whole) / whole < 0.02
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("target,backend", [("host", "iree"), ("cortex-m4", "micro")])
 def test_done_when_prune_distill_int8_keeps_accuracy(tmp_path, target, backend):

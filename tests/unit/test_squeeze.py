@@ -222,3 +222,28 @@ def test_bad_toml_pipelines(tmp_path):
             resolve_squeeze(str(f))
     with pytest.raises(UsageError, match="no stages"):
         check_pipeline([], "")
+
+
+def test_measured_kernels_pair_with_their_layers_by_weight_size():
+    from edgecc.compiler.squeeze.profile import attach_measured
+
+    def layers():
+        return [{"layer": "conv1", "macs": 100, "weight_elements": 1152}, {"layer": "bn", "macs": 0},
+                {"layer": "conv2", "macs": 200, "weight_elements": 2304},
+                {"layer": "shortcut", "macs": 10, "weight_elements": 128}]
+
+    # TVM runs the shortcut conv before conv2: sizes of the kernels' constant arguments pair them right
+    kernels = [{"step": 0, "kernel": "fused_conv2d_add_relu", "share": 0.3, "arg_elements": [1152, 16]},
+               {"step": 1, "kernel": "fused_conv2d4_add", "share": 0.1, "arg_elements": [128, 16]},
+               {"step": 2, "kernel": "fused_conv2d1_add_relu", "share": 0.6, "arg_elements": [2304, 16]}]
+    rows = layers()
+    assert attach_measured(rows, kernels)
+    assert [(r["layer"], r.get("measured_step")) for r in rows] == [
+        ("conv1", 0), ("bn", None), ("conv2", 2), ("shortcut", 1)]
+    # without argument sizes (edgecc's int8 driver: graph order) they pair in order
+    rows = layers()
+    assert attach_measured(rows, [{k: v for k, v in kern.items() if k != "arg_elements"} for kern in kernels])
+    assert rows[2]["measured_step"] == 1
+    # a kernel count that does not match, or a weight no kernel holds: no pairing claimed
+    assert not attach_measured(layers(), kernels[:2])
+    assert not attach_measured(layers(), [{**k, "arg_elements": [7]} for k in kernels])
