@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgecc.errors import ModelError
+from edgecc.errors import ModelError, UsageError
 
 
 @dataclass(frozen=True)
@@ -37,13 +37,13 @@ class DistillOptions:
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ModelError(f"unknown distill option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+            raise UsageError(f"unknown distill option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
         try:
             o = cls(**{k: type(getattr(cls, k))(v) for k, v in d.items()})
         except (TypeError, ValueError):
-            raise ModelError(f"distill options {d} are not numbers") from None
+            raise UsageError(f"distill options {d} are not numbers") from None
         if o.epochs < 1 or o.batch < 1 or not o.lr > 0 or not o.temperature > 0 or not 0 <= o.alpha <= 1:
-            raise ModelError(f"distill options out of range ({d}): epochs, batch >= 1, lr, temperature > 0, "
+            raise UsageError(f"distill options out of range ({d}): epochs, batch >= 1, lr, temperature > 0, "
                              "0 <= alpha <= 1")
         return o
 
