@@ -27,11 +27,14 @@ def compile(model, example_inputs=None, target: str = "host", backend: str | Non
             input_shapes=None, tolerance: dict | None = None, allow_pickle: bool = False,
             keep_intermediates: bool = False, options: dict | None = None, name: str | None = None,
             quantize: str = "", calibration: str = "", force: bool = False, log=None, note=None,
-            precision: str = "fp32", input_ranges=(), validate_with: str = "", validate_samples: int = 8) -> Bundle:
+            precision: str = "fp32", input_ranges=(), validate_with: str = "", validate_samples: int = 8,
+            squeeze="", squeeze_data: str = "") -> Bundle:
     """Compile a model for a target and return the validated Bundle.
 
     `model` is a zoo name, "file.py:factory", a .pt2 / .onnx path, or an nn.Module (with example_inputs).
     `quantize="int8"` squeezes it first (static PTQ, calibrated on `calibration`: a dataset name or a .npy folder).
+    `squeeze="prune=0.5,distill,int8"` (or a .toml with a [squeeze] section) runs the squeeze pipeline first,
+    on `squeeze_data` (a dataset name or a .npy folder); compiler/squeeze/spec.py has the forms.
     `output` may be a new or empty folder or a bundle edgecc wrote; anything else needs `force=True`.
     `precision="fp16"|"bf16"` builds reduced-precision arithmetic where the target and backend do it, validated at a
     tolerance scaled for it. `validate_with` (a dataset name, .npy, .npz or folder) validates on up to
@@ -44,8 +47,10 @@ def compile(model, example_inputs=None, target: str = "host", backend: str | Non
     log = log or (lambda msg: None)
     tgt = get_target(target)
     backend = backend or tgt.default_backend
+    stages, squeezed = _check_squeeze(squeeze, squeeze_data, quantize), None
+    int8_last = "int8" if stages and stages[0][-1].name == "int8" else ""
     be = _check_request(tgt, backend, board, options or {}, extra_flags, name, output, force, quantize, calibration)
-    _check_validation_request(tgt, be, backend, precision, quantize, validate_with, validate_samples)
+    _check_validation_request(tgt, be, backend, precision, quantize or int8_last, validate_with, validate_samples)
     log(f"loading {model if isinstance(model, (str, Path)) else type(model).__name__}")
     loaded = load_model(model, example_inputs, input_shapes, name=name, allow_pickle=allow_pickle,
                         input_ranges=tuple(input_ranges))
@@ -57,6 +62,13 @@ def compile(model, example_inputs=None, target: str = "host", backend: str | Non
         tolerance = {**loaded.tolerance(), **(tolerance or {})}
     elif precision != "fp32":
         tolerance = {**PRECISION_TOLERANCE[precision], **(tolerance or {})}
+    if stages:
+        from edgecc.compiler.squeeze.pipeline import run_squeeze
+
+        squeezed = run_squeeze(loaded, *stages, log=log)
+        loaded = squeezed.model
+        if getattr(loaded, "qgraph", None) is not None:
+            tolerance = {**loaded.tolerance(), **(tolerance or {})}
     samples = _validation_samples(loaded, validate_with, validate_samples) if validate else None
     if precision != "fp32" and getattr(be, "PRECISION_AT_SOURCE", False):
         _demote(loaded, precision)
@@ -95,6 +107,13 @@ def compile(model, example_inputs=None, target: str = "host", backend: str | Non
         if quantize:
             log("measuring int8 accuracy and error vs fp32")
             manifest["quantization"] = _quantization_section(Bundle(tmp, manifest), loaded, validate)
+        if squeezed is not None:
+            from edgecc.compiler.squeeze.pipeline import measure_artifact
+
+            log("measuring the squeezed artifact against the original model")
+            manifest["squeeze"], quant = measure_artifact(Bundle(tmp, manifest), squeezed, validate)
+            if quant is not None:
+                manifest["quantization"] = quant
         write_manifest(tmp, manifest)
     return Bundle.load(out)
 
@@ -131,6 +150,19 @@ def _check_request(tgt, backend, board, options, extra_flags, name, output, forc
         if not calibration:
             load_calibration("", ())  # raises the one-line "needs calibration samples" error before any work
     return be
+
+
+def _check_squeeze(squeeze, squeeze_data: str, quantize: str):
+    """(stages, data) of a --squeeze request, checked before any model is loaded; None without one."""
+    if not squeeze:
+        if squeeze_data:
+            raise UsageError("--squeeze-data is only used with --squeeze")
+        return None
+    if quantize:
+        raise UsageError("--quantize and --squeeze together: end the --squeeze stages with int8 instead")
+    from edgecc.compiler.squeeze.spec import resolve_squeeze
+
+    return resolve_squeeze(squeeze, squeeze_data)
 
 
 def _save_reference(tmp: Path, loaded, inputs, ref_outputs) -> dict:

@@ -1,6 +1,7 @@
 """Real datasets edgecc ships (through their Python packages, nothing downloaded), by name.
 
-A dataset gives calibration samples for int8 quantization (`--calibration NAME`) and a held-out labelled split
+A dataset gives calibration samples for int8 quantization (`--calibration NAME`; with their labels, the training
+data of `--squeeze ...,distill`) and a held-out labelled split
 on which edgecc measures top-1 accuracy of the fp32 model and of the compiled artifact.
 """
 
@@ -18,6 +19,7 @@ class Dataset:
     calibration: np.ndarray  # (N, *input shape[1:]) float32, from the training split
     x_test: np.ndarray  # held-out inputs, (N, *input shape[1:])
     y_test: np.ndarray  # held-out labels (int64)
+    y_calibration: np.ndarray | None = None  # labels of the calibration (training) split, for distillation
 
 
 def _digits() -> Dataset:
@@ -25,7 +27,7 @@ def _digits() -> Dataset:
 
     d = load_digits_split()
     return Dataset("digits", "scikit-learn handwritten digits, 8x8, 1437 train / 360 held-out (stratified, seed 0)",
-                   d["x_train"], d["x_test"], d["y_test"])
+                   d["x_train"], d["x_test"], d["y_test"], d["y_train"])
 
 
 DATASETS = {"digits": _digits}

@@ -22,7 +22,8 @@ def cmd_compile(args) -> int:
                      keep_intermediates=args.keep_intermediates, name=args.name, options=dict(args.option),
                      quantize=args.quantize or "", calibration=args.calibration, force=args.force,
                      log=log_for(args), note=note, precision=args.precision, input_ranges=args.input_range,
-                     validate_with=args.validate_with, validate_samples=args.validate_samples)
+                     validate_with=args.validate_with, validate_samples=args.validate_samples,
+                     squeeze=args.squeeze, squeeze_data=args.squeeze_data)
     if args.json:
         print(json.dumps(bundle.manifest, indent=2))
         return 0
@@ -55,6 +56,13 @@ def cmd_compile(args) -> int:
         prec = p["precision"]
         print(f"{prec}: " + (f"top-1 on {a['samples']} held-out {a['dataset']} images: fp32 {a['fp32_top1']:.2%}, "
                              f"{prec} artifact {a[prec + '_top1']:.2%}" if isinstance(a, dict) else a))
+    if m.extra.get("squeeze") or args.profile:
+        from edgecc.compiler.cli.squeeze_commands import print_profile, print_squeeze
+
+        if m.extra.get("squeeze"):
+            print_squeeze(m.extra["squeeze"])
+        if args.profile:
+            print_profile(bundle)
     return 0
 
 

@@ -10,6 +10,7 @@ from edgecc.compiler.cli.commands import cmd_build, cmd_compile, cmd_models, cmd
 from edgecc.compiler.cli.device_commands import cmd_bench, cmd_deploy, cmd_report, cmd_trtexec_report
 from edgecc.compiler.cli.parser import build_parser
 from edgecc.compiler.cli.split_command import cmd_split
+from edgecc.compiler.cli.squeeze_commands import cmd_profile
 from edgecc.errors import EdgeccError, first_line
 
 
@@ -57,4 +58,5 @@ def _stop_on(signum) -> None:
 
 COMMANDS = {"compile": cmd_compile, "build": cmd_build, "tune": cmd_tune, "targets": cmd_targets, "models": cmd_models,
             "verify": cmd_verify, "run": cmd_run, "bench": cmd_bench, "deploy": cmd_deploy, "report": cmd_report,
-            "trtexec-report": cmd_trtexec_report, "split": cmd_split}
+            "trtexec-report": cmd_trtexec_report, "split": cmd_split,
+            "profile": cmd_profile}

@@ -122,6 +122,14 @@ def _add_compile(sub) -> None:
     c.add_argument("--quantize", choices=["int8"], help="static post-training quantization before compiling")
     c.add_argument("--calibration", default="", metavar="DATASET|DIR",
                    help="calibration samples for --quantize: a dataset name (digits) or a folder of .npy inputs")
+    c.add_argument("--squeeze", default="", metavar="STAGES|FILE.toml",
+                   help="squeeze pipeline before compiling, in order: prune=RATIO, lowrank=ENERGY, distill, int8 "
+                   "(e.g. prune=0.5,distill,int8; options as :KEY=VALUE), or a TOML file with a [squeeze] section")
+    c.add_argument("--squeeze-data", default="", metavar="DATASET|DIR",
+                   help="data of the squeeze pipeline (distillation, Taylor importance, int8 calibration): a "
+                   "dataset name (digits) or a folder of unlabelled .npy inputs")
+    c.add_argument("--profile", action="store_true", help="print the bundle's per-layer profile after compiling "
+                   "(as `edgecc profile`)")
     c.add_argument("--json", action="store_true", help="print the manifest as JSON")
     c.add_argument("--force", action="store_true", help="replace the -o folder even if it is not an edgecc bundle "
                    "(its contents are deleted)")
@@ -185,6 +193,12 @@ def _add_listings(sub) -> None:
 
 
 def _add_bundle(sub) -> None:
+    pr = sub.add_parser("profile", help="per-layer MACs, parameters, activation bytes of a bundle's model and the "
+                        "measured share of time of each kernel on its target")
+    pr.add_argument("bundle")
+    pr.add_argument("--json", dest="json_out", help="also write the profile as JSON here")
+    pr.add_argument("--top", type=_int_at_least(1), default=0, help="show only the N costliest layers")
+
     v = sub.add_parser("verify", help="check every file of a bundle against its manifest")
     v.add_argument("bundle")
 

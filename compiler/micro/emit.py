@@ -19,6 +19,16 @@ C_TYPES = {"float32": "float", "float64": "double", "float16": "uint16_t", "int8
 DL_CODES = {"int": "kDLInt", "uint": "kDLUInt", "float": "kDLFloat", "bool": "kDLBool"}
 
 
+PROFILE_HOOK = [
+    "/* A profiling build (-DEDGECC_PROFILE, `edgecc profile`) reads the instruction counter after each kernel. */",
+    "#ifdef EDGECC_PROFILE",
+    "void edgecc_profile_step(int step);",
+    "#define EDGECC_PROFILE_STEP(i) edgecc_profile_step(i)",
+    "#else",
+    "#define EDGECC_PROFILE_STEP(i) ((void)0)",
+    "#endif"]
+
+
 def c_prefix(name: str) -> str:
     """The C identifier prefix of a model: `cifar-cnn` -> `cifar_cnn`."""
     s = re.sub(r"[^0-9a-zA-Z_]", "_", name).lower()
@@ -153,7 +163,8 @@ def _c_preamble(lowered, symbols: dict[str, str], plan: ArenaPlan, header_note: 
          "#include <dlpack/dlpack.h>", "#include <tvm/ffi/c_api.h>", "", '#include "edgecc/rt.h"',
          '#include "model.h"', "",
          "/* Kernels (kernels.c / kernels.o), TVM-FFI packed convention: args are DLTensor pointers. */",
-         "typedef int32_t (*edgecc_kernel_fn)(void* self, void* args, int32_t num_args, void* result);"]
+         "typedef int32_t (*edgecc_kernel_fn)(void* self, void* args, int32_t num_args, void* result);", "",
+         *PROFILE_HOOK]
     for k in dict.fromkeys(c_.kernel for c_ in lowered.calls):
         c.append(f"int32_t {symbols[k]}(void* self, void* args, int32_t num_args, void* result);")
     return c
@@ -215,6 +226,7 @@ def _c_run_function(lowered, symbols: dict[str, str], plan: ArenaPlan, runtime_b
             c.append(f"  edgecc_workspace_set(arena + {plan.offsets[f'scratch{i}']}, {call.workspace_bytes});")
         c.append(f"  if (run_kernel((edgecc_kernel_fn){symbols[call.kernel]}, "
                  f"step{i}_args, {len(call.args)}) != 0) return {i + 1};")
+        c.append(f"  EDGECC_PROFILE_STEP({i});")
     for out, src in lowered.copies.items():
         root = lowered.root(src)
         kind = lowered.tensors[root].kind

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgecc.compiler.micro.emit import _c_values, arena_lines, c_prefix, emit_header
+from edgecc.compiler.micro.emit import PROFILE_HOOK, _c_values, arena_lines, c_prefix, emit_header
 from edgecc.compiler.micro.lower import TensorInfo
 from edgecc.compiler.micro.plan import ArenaPlan, Buffer
 from edgecc.errors import UnsupportedOpError
@@ -204,7 +204,7 @@ def emit_int8_c(prog: Int8Program, plan: ArenaPlan, header_note: str) -> tuple[s
          f" * {len(prog.steps)} kernel calls; arena {plan.size} bytes (lower bound {plan.lower_bound});"
          f" weights {prog.weight_bytes} bytes (int8 weights, int32 biases and multipliers, int8 shifts).",
          " */",
-         "#include <stdint.h>", "", '#include "edgecc/int8.h"', '#include "model.h"', "",
+         "#include <stdint.h>", "", '#include "edgecc/int8.h"', '#include "model.h"', "", *PROFILE_HOOK, "",
          "/* Quantized weights and kernel parameters (flash). */"]
     for ctype, name, value in prog.consts:
         if isinstance(value, str):
@@ -220,6 +220,6 @@ def emit_int8_c(prog: Int8Program, plan: ArenaPlan, header_note: str) -> tuple[s
             text = text.replace(f"{{{a}}}", f"(int8_t*)(arena + {plan.offsets[prog.root(a)]})")
         if s.scratch_bytes:
             text = text.replace("SCRATCH", f"(arena + {plan.offsets[f'scratch{i}']})")
-        c += [f"  /* {i}: {s.comment} */", f"  {text};"]
+        c += [f"  /* {i}: {s.comment} */", f"  {text};", f"  EDGECC_PROFILE_STEP({i});"]
     c += ["  return 0;", "}", ""]
     return "\n".join(c), emit_header(HeaderView(prog), plan, header_note)

@@ -84,13 +84,46 @@ class TvmLocalRunner(LocalRunner):
         if not self._dev.exist:
             raise CannotRunHere(f"no {device} device visible to TVM here")
         self.where = "host" if device == "cpu" else f"host {device} GPU"
-        lib = tvm.runtime.load_module(str(bundle.artifact()))
-        self._vm = relax.VirtualMachine(lib, self._dev)
-        self._fn = self._vm[info.get("function", "main")]
+        self._lib = tvm.runtime.load_module(str(bundle.artifact()))
+        self._function = info.get("function", "main")
+        self._vm = relax.VirtualMachine(self._lib, self._dev)
+        self._fn = self._vm[self._function]
 
     def _run(self, inputs):
         out = self._fn(*[self._tvm.runtime.tensor(a, self._dev) for a in inputs])
         return [np.asarray(o.numpy()) for o in _flatten(out)]
+
+    def profile_ops(self, inputs: list[np.ndarray], repeat: int = 5) -> list[dict]:
+        """Per-call wall time of one inference, in call order: [{"kernel", "us", "arg_elements"}] (element counts
+        of the call's tensor arguments), each call's median over
+        `repeat` runs after one warm-up run. Timed by the Relax VM's instrument hook (called before and after each
+        Call instruction; the CPU kernels are synchronous), so each time includes ~1 us of hook overhead."""
+        import time
+
+        check_inputs(inputs, self._expected, self._names)
+        args = [self._tvm.runtime.tensor(np.ascontiguousarray(a), self._dev) for a in inputs]
+        runs: list[list] = []
+        stack: list[int] = []
+
+        def instrument(func, symbol, before_run, ret_value, *call_args):
+            now = time.perf_counter_ns()
+            if before_run:
+                stack.append(now)
+            else:
+                sizes = [int(np.prod(a.shape)) for a in call_args if hasattr(a, "shape")]
+                runs[-1].append((str(symbol), (now - stack.pop()) / 1e3, sizes))
+            return 0  # VMInstrumentReturnKind.NO_OP: run the call as usual
+
+        self._vm.set_instrument(instrument)
+        try:
+            for _ in range(repeat + 1):
+                runs.append([])
+                self._fn(*args)
+        finally:
+            self._vm.set_instrument(lambda *a: 0)
+        timed = runs[1:]
+        return [{"kernel": name, "us": float(np.median([r[i][1] for r in timed])), "arg_elements": sizes}
+                for i, (name, _, sizes) in enumerate(timed[0])]
 
 
 def _flatten(out):

@@ -126,6 +126,11 @@ class QemuCortexMRunner(RunnerBase):
         """Outputs of one inference on `inputs` (fed to the firmware through a semihosting file)."""
         return self._invoke(inputs, 0, 1)[0]
 
+    def kernel_counts(self, inputs: list[np.ndarray] | None = None) -> list[int]:
+        """Instructions of each kernel of one inference; the firmware must be a profiling build (-DEDGECC_PROFILE,
+        edgecc.compiler.micro.profile_firmware), whose driver reports the ticks after each kernel."""
+        return self._invoke(inputs, 0, 1)[1]["steps"]
+
     def time(self, inputs: list[np.ndarray] | None, warmup: int = 1, iters: int = 5) -> dict:
         """Per-inference instruction counts: {"samples": [...], "unit": "instructions", "method": ...}."""
         _, stats = self._invoke(inputs, warmup, iters)
@@ -136,12 +141,15 @@ class QemuCortexMRunner(RunnerBase):
 
 
 def parse_log(log: str) -> dict:
-    """Read the harness lines: calibration, per-iteration ticks, workspace peak."""
+    """Read the harness lines: calibration, per-iteration ticks, workspace peak, and a profiling build's
+    per-kernel ticks of the timed run ("steps", as instructions)."""
     cal = re.search(r"edgecc: calibration (\d+) instructions per 1024 ticks", log)
     if not cal or int(cal.group(1)) == 0:
         raise ToolError("firmware printed no SysTick calibration; is it running under -icount?")
     per_1024 = int(cal.group(1))
     ticks = [int(t) for t in re.findall(r"^edgecc: ticks (\d+)", log, re.M)]
     peak = re.search(r"edgecc: workspace peak (\d+)", log)
+    steps = [int(t) for t in re.findall(r"^edgecc: step \d+ ticks (\d+)", log, re.M)]
     return {"instructions": [round(t * per_1024 / 1024) for t in ticks], "ticks": ticks,
+            "steps": [round(t * per_1024 / 1024) for t in steps],
             "resolution": round(per_1024 / 1024), "workspace_peak": int(peak.group(1)) if peak else 0}

@@ -20,6 +20,34 @@ static uint8_t output_buf[EDGECC_MODEL_OUTPUT_BYTES_TOTAL] __attribute__((aligne
 static const uint32_t input_bytes[EDGECC_MODEL_NUM_INPUTS] = EDGECC_MODEL_INPUT_BYTES;
 static const uint32_t output_bytes[EDGECC_MODEL_NUM_OUTPUTS] = EDGECC_MODEL_OUTPUT_BYTES;
 
+#ifdef EDGECC_PROFILE
+/* A profiling build: model.c calls edgecc_profile_step(i) after kernel i; the timed run's per-kernel ticks are
+ * printed as "edgecc: step I ticks N" (each includes the call's argument packing and ~10 instructions of timer
+ * reads, the same for every kernel). */
+#define EDGECC_PROFILE_MAX_STEPS 1024
+static uint64_t step_ticks[EDGECC_PROFILE_MAX_STEPS];
+static int step_count;
+
+void edgecc_profile_step(int step) {
+  if (step >= 0 && step < EDGECC_PROFILE_MAX_STEPS) {
+    step_ticks[step] = edgecc_timer_ticks();
+    if (step + 1 > step_count) step_count = step + 1;
+  }
+}
+
+static void profile_report(uint64_t t0) {
+  uint64_t prev = t0;
+  for (int i = 0; i < step_count; i++) {
+    edgecc_sh_write("edgecc: step ");
+    edgecc_sh_write_int(i);
+    edgecc_sh_write(" ticks ");
+    edgecc_sh_write_int((long long)(step_ticks[i] - prev));
+    edgecc_sh_write("\n");
+    prev = step_ticks[i];
+  }
+}
+#endif
+
 #define SYS_GET_CMDLINE 0x15
 static char cmdline[256];
 static char* argv_[8];
@@ -156,6 +184,9 @@ int main(void) {
     edgecc_sh_write(i < warmup ? "edgecc: warmup ticks " : "edgecc: ticks ");
     edgecc_sh_write_int((long long)(t1 - t0));
     edgecc_sh_write("\n");
+#ifdef EDGECC_PROFILE
+    if (i + 1 == warmup + iters) profile_report(t0);
+#endif
   }
   edgecc_sh_write("edgecc: workspace peak ");
   edgecc_sh_write_int((long long)edgecc_workspace_peak());
