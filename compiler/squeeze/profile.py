@@ -180,7 +180,7 @@ def layer_table(module, example, energy: float = 0.9) -> list[dict]:
     return rows
 
 
-MAC_KERNEL = re.compile(r"conv|dense|matmul|linear|gemm", re.I)
+MAC_KERNEL = re.compile(r"conv|dense|matmul|matvec|linear|gemm", re.I)
 
 
 def attach_measured(layers: list[dict], kernels: list[dict]) -> bool:
@@ -229,9 +229,17 @@ def profile_bundle(bundle, measure: bool = True) -> dict:
             out["measured"] = f"not run: {e}"
     elif m["backend"] == "tvm":
         out["measured"] = _tvm_measured(bundle)
+    elif m["backend"] == "iree":
+        from edgecc.compiler.backends.iree.dispatch_profile import profile_dispatches
+        from edgecc.errors import CannotRunHere
+
+        try:
+            out["measured"] = profile_dispatches(bundle)
+        except CannotRunHere as e:
+            out["measured"] = f"not run: {e}"
     else:
-        out["measured"] = (f"not run: per-kernel timing is implemented for micro (QEMU instruction counts) and tvm "
-                           f"(the Relax VM profiler) bundles; {m['backend']} has none yet")
+        out["measured"] = (f"not run: per-kernel timing is implemented for micro (QEMU instruction counts), tvm "
+                           f"(the Relax VM profiler) and iree (per-dispatch benchmarks); {m['backend']} has none")
     if isinstance(out["measured"], dict) and isinstance(out["layers"], list):
         out["measured_matches_layers"] = attach_measured(out["layers"], out["measured"]["kernels"])
     return out

@@ -150,6 +150,20 @@ def test_fp32_firmware_profile_pairs_tvm_kernels_with_layers(tmp_path):
     assert abs(p["measured"]["total"] - whole) / whole < 0.02
 
 
+def test_iree_profile_times_every_dispatch_of_the_bundle(tmp_path):
+    """IREE's HAL profiling in iree-benchmark-module: per-dispatch times of the bundle's own module, paired with the
+    model's conv / linear layers, adding up to about one inference."""
+    from edgecc.compiler.squeeze.profile import profile_bundle
+
+    b = edgecc.compile("digits-cnn", target="host", backend="iree", output=tmp_path / "b", validate=False)
+    p = profile_bundle(b)
+    k = p["measured"]["kernels"]
+    assert p["measured_matches_layers"] is True and abs(sum(x["share"] for x in k) - 1) < 0.01
+    assert sum("conv" in x["kernel"] for x in k) == 3 and all(x["calls"] >= p["measured"]["inferences"] // 2 for x in k)
+    whole = float(np.median(b.runner().time(b.reference_inputs(), warmup=20, iters=200)["samples"])) * 1e3  # us
+    assert 0.2 * whole < p["measured"]["total"] < 3 * whole, (p["measured"]["total"], whole)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("target,backend", [("host", "iree"), ("cortex-m4", "micro")])
 def test_done_when_prune_distill_int8_keeps_accuracy(tmp_path, target, backend):
