@@ -115,7 +115,7 @@ def read_summary(path: str | Path) -> dict:
     try:
         summary = json.loads(p.read_text())
     except FileNotFoundError:
-        raise ReportError(f"summary {path} does not exist") from None
+        raise ReportError(f"summary {path} does not exist; give the summary.json an `edgecc build` wrote") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ReportError(f"{path} is not a build summary (not JSON: {e}); give the summary.json of "
                           "`edgecc build`") from None

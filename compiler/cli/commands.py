@@ -131,7 +131,10 @@ def cmd_build(args) -> int:
 
 def _merge(args, merge_command) -> int:
     """`edgecc build merge SUMMARY.json...`"""
-    if args.merge[0] != "merge" or len(args.merge) < 2:
+    if args.merge == ["merge"]:
+        raise UsageError("`edgecc build merge` needs the shard summaries: edgecc build merge s1/summary.json "
+                         "s2/summary.json ...")
+    if args.merge[0] != "merge":
         raise UsageError(f"unexpected argument {args.merge[0]!r}: `edgecc build` takes options, or "
                          "`edgecc build merge SUMMARY.json...` (the summaries of the --shard jobs)")
     output = args.output or "build"

@@ -88,6 +88,16 @@ def test_bad_shard_is_one_line(shard, tmp_path):
     assert not (tmp_path / "build").exists()
 
 
+def test_merge_and_costs_usage_errors(tmp_path):
+    assert_clean_failure(edgecc_cli("build", "merge", cwd=tmp_path), 2, "needs the shard summaries")
+    assert_clean_failure(edgecc_cli("build", "marge", "a.json", cwd=tmp_path), 2, "unexpected argument 'marge'")
+    assert_clean_failure(edgecc_cli("build", *MATRIX, "--costs", "prev.json", cwd=tmp_path), 2,
+                         "--costs balances shards: use it with --shard K/N")
+    assert_clean_failure(edgecc_cli("build", *MATRIX, "--shard", "1/2", "--costs", "prev.json", cwd=tmp_path), 15,
+                         "summary prev.json does not exist")
+    assert not (tmp_path / "build").exists()
+
+
 @pytest.fixture(scope="module")
 def cluster():
     c = RayCluster(workers=1).start()
