@@ -98,8 +98,10 @@ def partition(cells, count: int, costs: dict[str, float]) -> list[list]:
 
 
 def plan_digest(cells) -> str:
-    """sha256 of the planned matrix (cells, sources, refusals): the same for every shard of one config."""
-    plan = [[c.name, c.source, c.status, c.reason] for c in cells]
+    """sha256 of the planned matrix (cells, sources, refusals, validation samples): the same for every shard of one
+    config."""
+    plan = [[c.name, c.source, c.status, c.reason, getattr(c, "validate_with", ""), getattr(c, "validate_samples", 0)]
+            for c in cells]
     return hashlib.sha256(json.dumps(plan).encode()).hexdigest()
 
 
