@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from edgecc.errors import DeviceError, EdgeccError, UsageError, first_line, require
+from edgecc.errors import BundleError, DeviceError, EdgeccError, UsageError, first_line, require
 
 RETRIES = 3  # reruns of a cell whose worker or node died
 
@@ -155,7 +155,6 @@ class RayExecutor:
             ray.shutdown()  # this driver only; the cluster goes on
             self.ray = None
 
-
     def _address_of(self, node_id: str) -> str:
         self.nodes.update({n["NodeID"]: n["NodeManagerAddress"] for n in self.ray.nodes()})  # a node that joined
         return self.nodes.get(node_id, "?")
@@ -198,15 +197,18 @@ def install(cell, payload, final: Path) -> None:
     try:
         with staging(final) as tmp:
             if kind == "tar":
-                with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
-                    tar.extractall(tmp, filter="data")  # no links out, no absolute or ../ paths
+                try:
+                    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+                        tar.extractall(tmp, filter="data")  # no links out, no absolute or ../ paths
+                except tarfile.TarError as e:
+                    raise BundleError(f"the bundle from the worker is not a whole tar stream ({e})") from None
             else:
                 for p in Path(data).iterdir():
                     os.rename(p, tmp / p.name)
             Bundle.load(tmp)  # every file matches its sha256 before anything is replaced
         cell.bundle = str(final)
     except EdgeccError as e:
-        cell.status, cell.reason = "failed", f"{type(e).__name__}: {e}"
+        cell.status, cell.reason, cell.bundle = "failed", f"{type(e).__name__}: {e}", ""
     finally:
         if kind == "path":
             shutil.rmtree(Path(data).parent, ignore_errors=True)

@@ -3,6 +3,7 @@ Ray cluster on loopback (a head and a worker node, 1 CPU each) that loses its wo
 
 import json
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -78,6 +79,30 @@ def test_three_shards_merge_to_the_unsharded_summary(local_build, tmp_path):
                    cwd=tmp_path)
     assert_clean_failure(r, 15, "shards of different matrices")
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_damaged_bundle_from_a_worker_is_refused(local_build, tmp_path):
+    """What a task hands back is checked hash by hash before it is renamed into place; else the cell fails and
+    nothing is written."""
+    from edgecc.compiler.matrix import Cell
+    from edgecc.compiler.matrix_ray import _tar, install
+
+    good = local_build / "local" / "tiny_factory-build-host-tvm"
+    damaged = tmp_path / "damaged"
+    shutil.copytree(good, damaged)
+    with open(damaged / "model.so", "r+b") as f:
+        f.seek(100)
+        f.write(bytes([f.read(1)[0] ^ 0xFF]))
+    for payload, why in [(("tar", _tar(damaged)), "model.so"), (("tar", _tar(good)[:5000]), "not a whole tar"),
+                         (("path", str(shutil.copytree(damaged, tmp_path / "drop" / "a" / "b"))), "model.so")]:
+        cell = Cell("tiny_factory-build", "host", "tvm", status="ok")
+        install(cell, payload, tmp_path / "out" / cell.name)
+        assert cell.status == "failed" and why in cell.reason, cell.reason
+        assert list((tmp_path / "out").iterdir()) == []  # no bundle, no temp folder
+    assert not (tmp_path / "drop" / "a").exists()  # a handed-back path is removed either way
+    cell = Cell("tiny_factory-build", "host", "tvm", status="ok")
+    install(cell, ("tar", _tar(good)), tmp_path / "out" / cell.name)
+    assert cell.status == "ok" and Bundle.load(tmp_path / "out" / cell.name)
 
 
 @pytest.mark.parametrize("shard", ["0/4", "5/4", "a/b"])
