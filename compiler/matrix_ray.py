@@ -67,34 +67,17 @@ class RayExecutor:
     def connect(self) -> None:
         """Join the cluster, or DeviceError within `timeout` seconds; MissingPackageError without Ray."""
         ray = require("ray", "edgecc[ray]", "--executor ray")
-        if self.address:
-            host, _, port = self.address.rpartition(":")
-            try:
-                socket.create_connection((host.strip("[]"), int(port)), timeout=self.timeout).close()
-            except OSError as e:
-                raise DeviceError(f"the Ray cluster at {self.address} does not answer ({e.strerror or e}) within "
-                                  f"{self.timeout:g} s; start it with `ray start --head --port {port}` or check "
-                                  "--executor") from None
-        self._probe()
-        error: list[BaseException] = []
+        address = self.address or os.environ.get("RAY_ADDRESS")
+        if address:
+            self._check_reachable(address)
+            self._probe(address)
+            self._init_bounded(ray, address)
+        else:  # a cluster on this machine, or a new local one: Ray starts it, from the main thread only
+            import signal
 
-        def init():
-            try:
-                ray.init(address=self.address, logging_level=logging.WARNING, log_to_driver=False,
-                         configure_logging=False)
-            except BaseException as e:  # noqa: B036 - handed to the caller's thread
-                error.append(e)
-
-        # in a thread, so that Ray leaves edgecc's SIGTERM handler alone (and would say so)
-        logging.getLogger("ray._private.worker").addFilter(lambda r: "SIGTERM handler" not in r.getMessage())
-        t = threading.Thread(target=init, daemon=True)
-        t.start()
-        t.join(self.timeout)
-        if t.is_alive() or error:
-            why = f"{type(error[0]).__name__}: {first_line(error[0], 300)}" if error else \
-                f"no answer within {self.timeout:g} s"
-            raise DeviceError(f"cannot join the Ray cluster at {self.address or 'the default address'}: {why}; "
-                              "run edgecc on a node of the cluster (`ray start --address HEAD:PORT`)")
+            handler = signal.getsignal(signal.SIGTERM)
+            ray.init(logging_level=logging.WARNING, log_to_driver=False, configure_logging=False)
+            signal.signal(signal.SIGTERM, handler)  # Ray's own exits without unwinding; edgecc's removes temps
         self.ray = ray
         cpus = int(ray.cluster_resources().get("CPU", 0))
         if cpus < self.cpus:
@@ -103,16 +86,44 @@ class RayExecutor:
         self.jobs = max(1, cpus // self.cpus)
         self.nodes = {n["NodeID"]: n["NodeManagerAddress"] for n in ray.nodes()}
 
-    def _probe(self) -> None:
+    def _check_reachable(self, address: str) -> None:
+        host, _, port = address.removeprefix("ray://").rpartition(":")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=self.timeout).close()
+        except (OSError, ValueError) as e:
+            raise DeviceError(f"the Ray cluster at {address} does not answer ({getattr(e, 'strerror', None) or e}) "
+                              f"within {self.timeout:g} s; start it with `ray start --head --port {port}` or check "
+                              "--executor") from None
+
+    def _init_bounded(self, ray, address: str) -> None:
+        """ray.init in a thread, so that the wait is bounded (and Ray leaves edgecc's SIGTERM handler alone)."""
+        error: list[BaseException] = []
+
+        def init():
+            try:
+                ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False,
+                         configure_logging=False)
+            except BaseException as e:  # noqa: B036 - handed to the caller's thread
+                error.append(e)
+
+        logging.getLogger("ray._private.worker").addFilter(lambda r: "SIGTERM handler" not in r.getMessage())
+        t = threading.Thread(target=init, daemon=True)
+        t.start()
+        t.join(self.timeout)
+        if t.is_alive() or error:
+            why = f"{type(error[0]).__name__}: {first_line(error[0], 300)}" if error else \
+                f"no answer within {self.timeout:g} s"
+            raise DeviceError(f"cannot join the Ray cluster at {address}: {why}; run edgecc on a node of the "
+                              "cluster (`ray start --address HEAD:PORT`)")
+
+    def _probe(self, address: str) -> None:
         """Join the cluster once from a child process, killed after `timeout`: Ray's client retries an address that
         is not Ray's for ever, logging to stderr from its own threads. DeviceError with the reason."""
-        if not self.address:
-            return
         code = ("import logging, sys, ray\ntry:\n    ray.init(address=sys.argv[1], logging_level=logging.ERROR, "
                 "log_to_driver=False)\nexcept Exception as e:\n    print(f'{type(e).__name__}: {e}', file=sys.stderr)\n"
                 "    sys.exit(1)\n")
         try:
-            r = subprocess.run([sys.executable, "-c", code, self.address], capture_output=True, text=True,
+            r = subprocess.run([sys.executable, "-c", code, address], capture_output=True, text=True,
                                timeout=self.timeout)
         except subprocess.TimeoutExpired:
             why = f"no answer from Ray within {self.timeout:g} s"
@@ -120,7 +131,7 @@ class RayExecutor:
             lines = r.stderr.strip().splitlines()
             why = "" if r.returncode == 0 else lines[-1][:300] if lines else f"exit {r.returncode}"
         if why:
-            raise DeviceError(f"cannot join the Ray cluster at {self.address}: {why}; is it a Ray head's port? (run "
+            raise DeviceError(f"cannot join the Ray cluster at {address}: {why}; is it a Ray head's port? (run "
                               "edgecc on a node of the cluster, `ray start --address HEAD:PORT`)")
 
     def build(self, cells, output: str) -> Iterator:
