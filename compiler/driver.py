@@ -28,7 +28,7 @@ def compile(model, example_inputs=None, target: str = "host", backend: str | Non
             keep_intermediates: bool = False, options: dict | None = None, name: str | None = None,
             quantize: str = "", calibration: str = "", force: bool = False, log=None, note=None,
             precision: str = "fp32", input_ranges=(), validate_with: str = "", validate_samples: int = 8,
-            squeeze="", squeeze_data: str = "") -> Bundle:
+            squeeze="", squeeze_data: str = "", record_as: str | Path | None = None) -> Bundle:
     """Compile a model for a target and return the validated Bundle.
 
     `model` is a zoo name, "file.py:factory", a .pt2 / .onnx path, or an nn.Module (with example_inputs).
@@ -40,6 +40,8 @@ def compile(model, example_inputs=None, target: str = "host", backend: str | Non
     tolerance scaled for it. `validate_with` (a dataset name, .npy, .npz or folder) validates on up to
     `validate_samples` of the user's samples instead of the one example input; `input_ranges` (InputRange, from
     `--input-range`) make the example inputs fit the model.
+    `record_as` is the folder the bundle will be moved to when it is built elsewhere (a matrix cell on a Ray
+    worker): its recorded calls name that folder, as a build there would.
 
         >>> b = edgecc.compile("resnet8", target="host", backend="tvm")          # doctest: +SKIP
         >>> b = edgecc.compile(my_module, (torch.randn(1, 3, 32, 32),))          # doctest: +SKIP
@@ -95,7 +97,7 @@ def compile(model, example_inputs=None, target: str = "host", backend: str | Non
         manifest = _manifest(loaded, tgt, be, opts, artifact, compile_s, io)
         manifest["options"]["precision"] = precision
         # the calls ran in the temp folder; recorded against the folder the bundle is renamed to, they paste
-        manifest["compile"] = _replace_paths(manifest["compile"], str(tmp), os.path.abspath(out))
+        manifest["compile"] = _replace_paths(manifest["compile"], str(tmp), os.path.abspath(record_as or out))
         if validate:
             log("validating against " + loaded.reference_name)
             manifest["validation"] = _validate(Bundle(tmp, manifest), loaded, samples, tolerance, precision)

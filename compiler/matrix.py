@@ -8,14 +8,19 @@ Config (TOML, every key optional):
     backends = ["iree", "tvm"]                 # default: every implemented backend each target lists
     jobs = 2                                   # parallel processes (default: CPU count)
     output = "build"
+
+Where the cells build is an executor: LocalExecutor (here, a process pool) or matrix_ray.RayExecutor (Ray tasks on
+a cluster); matrix_shards splits the matrix into CI shards and merges their summaries.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 import tomllib
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
@@ -117,8 +122,9 @@ def _implemented(backend: str) -> bool:
     return importlib.util.find_spec(BACKEND_MODULES[backend]) is not None
 
 
-def build_cell(cell: Cell, output: str) -> Cell:
-    """Compile one cell (runs in a worker process)."""
+def build_cell(cell: Cell, output: str, folder: str | Path | None = None, record_as: str | Path | None = None) -> Cell:
+    """Compile one cell into `folder` (default output/<cell name>), in a worker process of the local pool or on a
+    Ray worker; `record_as` is the folder the bundle will be moved to, when it is built elsewhere."""
     import warnings
 
     warnings.filterwarnings("ignore", category=FutureWarning)
@@ -127,8 +133,8 @@ def build_cell(cell: Cell, output: str) -> Cell:
     t0 = time.perf_counter()
     try:
         bundle = compile(cell.source or cell.model, target=cell.target, backend=cell.backend,
-                         output=Path(output) / cell.name, name=cell.model, validate_with=cell.validate_with,
-                         validate_samples=cell.validate_samples)
+                         output=Path(folder or Path(output) / cell.name), name=cell.model, record_as=record_as,
+                         validate_with=cell.validate_with, validate_samples=cell.validate_samples)
     except BudgetError as e:
         cell.status, cell.reason = "refused", str(e)
     except EdgeccError as e:
@@ -150,42 +156,68 @@ def build_cell(cell: Cell, output: str) -> Cell:
     return cell
 
 
-def run_matrix(cells: list[Cell], output: str = "build", jobs: int | None = None, progress: bool = True) -> dict:
-    """Build every pending cell in parallel processes; write summary.json and summary.md under `output`."""
+class LocalExecutor:
+    """The cells in a pool of `jobs` processes on this machine."""
+
+    name = "local"
+
+    def __init__(self, jobs: int | None = None):
+        self.jobs = max(1, jobs or os.cpu_count() or 1)
+
+    def build(self, cells: list[Cell], output: str) -> Iterator[Cell]:
+        """Each cell as it finishes."""
+        # spawn: each cell gets a clean interpreter (TVM / IREE / torch state never leaks between cells)
+        with ProcessPoolExecutor(max_workers=self.jobs, mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(build_cell, c, output): c for c in cells}
+            for f in as_completed(futures):
+                try:
+                    yield f.result()
+                except Exception as e:  # the worker process died (e.g. a segfault in a native library)
+                    cell = futures[f]
+                    cell.status, cell.reason = "failed", f"worker crashed: {type(e).__name__}: {e}"
+                    yield cell
+
+
+def run_matrix(cells: list[Cell], output: str = "build", jobs: int | None = None, progress: bool | str = True,
+               executor=None, meta: dict | None = None) -> dict:
+    """Build every pending cell with `executor` (default: a local pool of `jobs` processes); write summary.json and
+    summary.md under `output`. `progress`: "bar" (or True), "lines" (one per finished cell, for CI logs) or off;
+    `meta` joins the summary (a shard's plan).
+
+        >>> run_matrix(plan_cells(["resnet8"], ["host"]), "build", jobs=2)              # doctest: +SKIP
+    """
+    executor = executor or LocalExecutor(jobs)
     pending = [c for c in cells if c.status == "pending"]
-    jobs = max(1, jobs or os.cpu_count() or 1)
     t0 = time.perf_counter()
     done: list[Cell] = [c for c in cells if c.status != "pending"]
-    bar = _progress(progress, len(pending))
-    # spawn: each cell gets a clean interpreter (TVM / IREE / torch state never leaks between cells)
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(build_cell, c, output): c for c in pending}
-        for f in as_completed(futures):
-            try:
-                cell = f.result()
-            except Exception as e:  # the worker process died (e.g. a segfault in a native library)
-                cell = futures[f]
-                cell.status, cell.reason = "failed", f"worker crashed: {type(e).__name__}: {e}"
-            done.append(cell)
-            if bar:
-                bar[0].update(bar[1], advance=1, description=f"{cell.name}: {cell.status}")
-    if bar:
-        bar[0].stop()
+    report = _progress("bar" if progress is True else progress, len(pending))
+    for cell in executor.build(pending, output):
+        done.append(cell)
+        report(cell)
+    report(None)
     order = {c.name: i for i, c in enumerate(cells)}
     done.sort(key=lambda c: order[c.name])
-    summary = {"schema_version": 1, "wall_seconds": round(time.perf_counter() - t0, 1), "jobs": jobs,
-               "counts": {s: sum(c.status == s for c in done) for s in ("ok", "failed", "refused")},
-               "cells": [asdict(c) for c in done]}
-    out = Path(output)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (out / "summary.md").write_text(markdown(done, summary))
+    summary = {"schema_version": 1, "wall_seconds": round(time.perf_counter() - t0, 1), "jobs": executor.jobs,
+               "executor": executor.name, "counts": count(done), "cells": [asdict(c) for c in done], **(meta or {})}
+    write_summary(summary, done, output)
     return summary
 
 
+def count(cells: list[Cell]) -> dict:
+    return {s: sum(c.status == s for c in cells) for s in ("ok", "failed", "refused")}
+
+
+def write_summary(summary: dict, cells: list[Cell], output: str | Path) -> None:
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "summary.md").write_text(markdown(cells, summary))
+
+
 def markdown(cells: list[Cell], summary: dict) -> str:
-    lines = ["| model | target | backend | status | checked | max abs err | compile s | size |",
-             "|---|---|---|---|---|---|---|---|"]
+    nodes = any("node" in c.extra for c in cells)  # built on a cluster: which node built which cell
+    lines = ["| model | target | backend | status | checked | max abs err | compile s | size |" + (" node |" * nodes),
+             "|---|---|---|---|---|---|---|---|" + ("---|" * nodes)]
     for c in cells:
         err = f"{c.max_abs_error:.1e}" if c.max_abs_error is not None else ""
         size = f"{c.artifact_bytes / 1024:.0f} KiB" if c.artifact_bytes else ""
@@ -193,20 +225,39 @@ def markdown(cells: list[Cell], summary: dict) -> str:
             size = f"flash {c.extra['flash_bytes'] / 1024:.0f} KiB, RAM {c.extra['ram_bytes'] / 1024:.0f} KiB"
         detail = c.checked if c.status == "ok" else c.reason
         lines.append(f"| {c.model} | {c.target} | {c.backend} | {c.status} | {detail.replace('|', '/')} | {err} | "
-                     f"{c.compile_seconds if c.compile_seconds is not None else ''} | {size} |")
+                     f"{c.compile_seconds if c.compile_seconds is not None else ''} | {size} |"
+                     + (f" {c.extra.get('node', '')} |" if nodes else ""))
     n = summary["counts"]
     lines.append(f"\n{n['ok']} ok, {n['failed']} failed, {n['refused']} refused "
-                 f"({summary['wall_seconds']} s wall, {summary['jobs']} processes)\n")
+                 f"({summary['wall_seconds']} s wall, {summary['jobs']} processes"
+                 + (f", {summary['executor']}" if summary.get("executor", "local") != "local" else "") + ")\n")
     return "\n".join(lines)
 
 
-def _progress(enabled: bool, total: int):
-    if not enabled or not total:
-        return None
+def _progress(mode, total: int):
+    """A callback for each finished cell (None at the end): a rich bar on a terminal, a line per cell in CI logs."""
+    if not mode or not total:
+        return lambda cell: None
+    if mode == "lines":
+        seen = []
+
+        def line(cell):
+            if cell is not None:
+                seen.append(cell)
+                where = f" on {cell.extra['node']}" if "node" in cell.extra else ""
+                print(f"edgecc: [{len(seen)}/{total}] {cell.name}: {cell.status}{where}", file=sys.stderr, flush=True)
+        return line
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     p = Progress(TextColumn("{task.description:<50}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                  console=Console(stderr=True), transient=False)
     p.start()
-    return p, p.add_task("building", total=total)
+    task = p.add_task("building", total=total)
+
+    def bar(cell):
+        if cell is None:
+            p.stop()
+        else:
+            p.update(task, advance=1, description=f"{cell.name}: {cell.status}")
+    return bar

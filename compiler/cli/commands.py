@@ -90,7 +90,12 @@ def cmd_tune(args) -> int:
 
 def cmd_build(args) -> int:
     from edgecc.compiler.matrix import load_config, plan_cells, run_matrix
+    from edgecc.compiler.matrix_ray import RayExecutor, parse_executor
+    from edgecc.compiler.matrix_shards import cell_costs, merge_command, partition, shard_meta
 
+    if args.merge:
+        return _merge(args, merge_command)
+    kind, address = parse_executor(args.executor)
     cfg = load_config(args.config)
     split = lambda v: [x.strip() for x in v.split(",") if x.strip()] if v else None  # noqa: E731
     cells = plan_cells(split(args.models) or cfg.get("models"), split(args.targets) or cfg.get("targets"),
@@ -104,11 +109,39 @@ def cmd_build(args) -> int:
                              f"(known: {', '.join(DATASETS)})")
     for c in cells:
         c.validate_with, c.validate_samples = args.validate_with, args.validate_samples
-    summary = run_matrix(cells, output, args.jobs or cfg.get("jobs"), progress=not args.quiet and sys.stderr.isatty())
+    meta = {}
+    if args.shard:
+        meta = shard_meta(cells, args.shard, args.costs)
+        cells = partition(cells, args.shard.count, cell_costs(cells, args.costs))[args.shard.index - 1]
+    elif args.costs:
+        raise UsageError("--costs balances shards: use it with --shard K/N")
+    executor = None
+    if kind == "ray":
+        executor = RayExecutor(address, cpus_per_cell=args.cpus_per_cell, timeout=args.ray_timeout,
+                               transfer=args.ray_transfer)
+        executor.connect()  # before any work: an unreachable cluster is one line, not a summary of failures
+    progress = None if args.quiet else "bar" if sys.stderr.isatty() else "lines"
+    summary = run_matrix(cells, output, args.jobs or cfg.get("jobs"), progress=progress, executor=executor, meta=meta)
     print((Path(output) / "summary.md").read_text(), end="")
     failed = summary["counts"]["failed"]
     if failed:
         raise EdgeccError(f"{failed} of {len(cells)} cell(s) failed; see {Path(output) / 'summary.json'}")
+    return 0
+
+
+def _merge(args, merge_command) -> int:
+    """`edgecc build merge SUMMARY.json...`"""
+    if args.merge == ["merge"]:
+        raise UsageError("`edgecc build merge` needs the shard summaries: edgecc build merge s1/summary.json "
+                         "s2/summary.json ...")
+    if args.merge[0] != "merge":
+        raise UsageError(f"unexpected argument {args.merge[0]!r}: `edgecc build` takes options, or "
+                         "`edgecc build merge SUMMARY.json...` (the summaries of the --shard jobs)")
+    output = args.output or "build"
+    _, problem = merge_command(args.merge[1:], output)
+    print((Path(output) / "summary.md").read_text(), end="")
+    if problem:
+        raise EdgeccError(problem)
     return 0
 
 

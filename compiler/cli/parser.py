@@ -60,6 +60,16 @@ _seconds = _finite("a number of seconds", lambda t: t > 0, "a number of seconds 
 _non_negative = _finite("a number", lambda x: x >= 0, "a finite number, 0 or more")
 
 
+def _shard(text: str):
+    from edgecc.compiler.matrix_shards import parse_shard
+    from edgecc.errors import UsageError
+
+    try:
+        return parse_shard(text)
+    except UsageError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--shard ")) from None
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with the one-line error of every other edgecc failure (exit 2, usage behind --help)."""
 
@@ -178,6 +188,18 @@ def _add_build(sub) -> None:
     m.add_argument("-j", "--jobs", type=_int_at_least(1), help="parallel processes (default: CPU count)")
     m.add_argument("-o", "--output", help="folder for bundles and the summary (default: build)")
     _add_validation(m)
+    m.add_argument("merge", nargs="*", metavar="merge SUMMARY.json", help="`edgecc build merge SUMMARY.json...`: "
+                   "join the summaries of the --shard jobs into one (in -o); fails if a cell failed or is missing")
+    m.add_argument("--shard", type=_shard, metavar="K/N", help="build only shard K of N (a deterministic part of "
+                   "the matrix, balanced by expected cost)")
+    m.add_argument("--costs", metavar="SUMMARY.json", help="--shard: balance by the wall seconds of this previous "
+                   "summary (default: by model size)")
+    m.add_argument("--executor", default="local", metavar="local|ray|ray://HOST:PORT", help="where cells build: "
+                   "local processes, or Ray tasks (ray: RAY_ADDRESS or a local cluster; ray://HOST:PORT: the head)")
+    m.add_argument("--cpus-per-cell", type=_int_at_least(1), default=1, help="Ray: CPUs each cell's task declares")
+    m.add_argument("--ray-timeout", type=_seconds, default=30, help="Ray: seconds to reach the cluster")
+    m.add_argument("--ray-transfer", choices=["auto", "tar"], default="auto", help="Ray: how bundles come back "
+                   "(auto: a path where a node shares the output folder, else a tar stream; tar: always a stream)")
 
 
 

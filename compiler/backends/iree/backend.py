@@ -14,7 +14,7 @@ from edgecc.compiler.artifact import Artifact, CompileOptions
 from edgecc.compiler.backends import register_backend
 from edgecc.errors import first_line
 from edgecc.targets.host_cpu import cpu_isa_flags, host_cpu_name
-from edgecc.tools import find_tool, package_version, repro_line, run_tool
+from edgecc.tools import package_version, run_tool
 
 from .cuda import flag_value, inspect_cuda_vmfb
 from .device_scripts import write_device_scripts
@@ -61,7 +61,7 @@ class IreeBackend:
                 raise_if_unsupported(str(getattr(e, "stderr", "")) or str(e), "iree")
                 raise
             build, argv = self._plain_build(model, cfg, opts, workdir, options, e)
-        build.calls.append(repro_line([find_tool("iree-compile")] + argv[1:]))
+        build.calls.append(build.repro(argv))
         info = self._info(cfg, build)
         files = ["model.vmfb"]
         if opts.check_variant_flags:
@@ -114,9 +114,9 @@ class IreeBackend:
         if options.precision == "fp16":
             vflags += list(opts.check_variant_fp16_flags)
         vflags += list(options.extra_flags)
-        vargv = ["iree-compile", str(build.mlir), *vflags, "-o", str(build.workdir / "model.check.vmfb")]
+        vargv = ["iree-compile", build.relative(build.mlir), *vflags, "-o", "model.check.vmfb"]
         run_tool(vargv, cwd=build.workdir, timeout=3600)
-        build.calls.append(repro_line([find_tool("iree-compile")] + vargv[1:]))
+        build.calls.append(build.repro(vargv))
         driver = info["driver"] if opts.check_variant_driver is None else opts.check_variant_driver
         info["check_variant"] = {"file": "model.check.vmfb", "flags": vflags, "driver": driver,
                                  "device": opts.check_variant_device}

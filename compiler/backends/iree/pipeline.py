@@ -49,18 +49,28 @@ class Build:
         """The tiles iree-compile (same flags) picks for each dispatch: its `--compile-to=executable-configurations`
         output, written next to the module as `name`."""
         configs = self.mlir.with_name(name)
-        argv = ["iree-compile", str(self.mlir), *self.flags, "--compile-to=executable-configurations", "-o",
-                str(configs)]
+        argv = ["iree-compile", self.relative(self.mlir), *self.flags, "--compile-to=executable-configurations",
+                "-o", self.relative(configs)]
         run_tool(argv, cwd=self.workdir, timeout=3600)
-        self.calls.append(repro_line([find_tool("iree-compile")] + argv[1:]))
+        self.calls.append(self.repro(argv))
         return configs
 
     def compile_argv(self, vmfb: Path) -> list[str]:
-        """The iree-compile command line of the vmfb: from the module, or from the rewritten configurations."""
+        """The iree-compile command line of the vmfb (run in `workdir`): from the module, or from the rewritten
+        configurations."""
         if self.compile_from is not None:
-            return ["iree-compile", str(self.compile_from), "--compile-from=executable-configurations", *self.flags,
-                    "-o", str(vmfb)]
-        return ["iree-compile", str(self.mlir), *self.flags, "-o", str(vmfb)]
+            return ["iree-compile", self.relative(self.compile_from), "--compile-from=executable-configurations",
+                    *self.flags, "-o", self.relative(vmfb)]
+        return ["iree-compile", self.relative(self.mlir), *self.flags, "-o", self.relative(vmfb)]
+
+    def relative(self, path: Path) -> str:
+        """`path` as iree-compile is given it: relative to the bundle folder it runs in. IREE embeds its input's
+        path in the vmfb (source map, DWARF); the temp folder's random name would make every build differ."""
+        return Path(path).relative_to(self.workdir).as_posix()
+
+    def repro(self, argv: list[str]) -> str:
+        """The one-line repro of an IREE tool call run in `workdir`."""
+        return repro_line([find_tool(argv[0])] + argv[1:], cwd=self.workdir)
 
 
 class NhwcConvs:
