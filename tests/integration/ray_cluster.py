@@ -15,6 +15,10 @@ from pathlib import Path
 
 import pytest
 
+# The nodes and the edgecc drivers the tests start (they inherit os.environ) all without token authentication, even
+# where an earlier local `ray.init` on this machine left ~/.ray/auth_token behind (docs/scale-out.md)
+os.environ["RAY_AUTH_MODE"] = "disabled"
+
 STARTED = "Ray runtime started"
 NODE_OPTIONS = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--object-store-memory", str(100 * 2**20),
                 "--disable-usage-stats", "--block"]
