@@ -33,7 +33,7 @@ def test_resnet8_bundle_is_complete(resnet8_bundles, backend):
     m = b.manifest
     assert m["model"]["name"] == "resnet8" and m["target"]["name"] == "host" and m["backend"] == backend
     assert m["io"]["inputs"] == [{"name": "input_0", "shape": [1, 3, 32, 32], "dtype": "float32",
-                                  "file": "input_0.npy"}]
+                                  "values": {"source": "the zoo's example input for resnet8"}, "file": "input_0.npy"}]
     assert m["io"]["outputs"][0]["shape"] == [1, 10]
     assert m["compile"]["seconds"] > 0 and m["compile"]["calls"]
     versions = m["versions"]
