@@ -1,8 +1,12 @@
 /* edgecc int8 kernels (see include/edgecc/int8.h). Bit-exact with edgecc.compiler.squeeze.quant.run_int8.
  *
- * Convolutions build one im2col row per output pixel as int16 (input - zero point; padding contributes 0), in
- * the order SMLAD wants: each group of four k = 4j..4j+3 is stored as (x0, x2, x1, x3), so that a word of four
- * int8 weights sign-extended with SXTB16 (w0, w2) and SXTB16(ROR 8) (w1, w3) multiplies two words of the row.
+ * Convolutions are an im2col GEMM blocked on 2 output channels x 2 output pixels: each inner step loads one word
+ * of four int8 weights per channel and the int16 im2col words of both pixels, and issues 8 SMLAD (16 MACs), so
+ * every weight word is sign-extended once for two pixels and every im2col word is loaded once for two channels.
+ * The im2col buffer holds two pixels; each group of four k = 4j..4j+3 of a pixel is two words (x0, x2), (x1, x3)
+ * (input - zero point as int16; padding contributes 0), the order in which SXTB16 (w0, w2) and SXTB16 ROR #8
+ * (w1, w3) of a weight word meet them, so no halfword packing is needed. Requantization is fused into the store.
+ * Without the DSP extension the same code runs on portable C versions of SXTB16 / SMLAD / SSUB16 (host tests).
  */
 #include "edgecc/int8.h"
 
@@ -10,14 +14,28 @@
 
 #if defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32)
 #include <arm_acle.h>
-#define EDGECC_Q8_DSP 1
+#define q8_sxtb16(x) ((int32_t)__sxtb16(x))
+#define q8_smlad(a, b, acc) ((int32_t)__smlad((a), (b), (acc)))
+#define q8_ssub16(a, b) ((int32_t)__ssub16((a), (b)))
+#define q8_ssat8(x) __ssat((x), 8)
+/* SXTB16 with its ROR #8 operand, one instruction (gcc 12 does not fold a separate rotate into __sxtb16) */
+static inline int32_t q8_sxtb16_ror8(int32_t x) {
+  int32_t r;
+  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+  return r;
+}
 #else
-#define EDGECC_Q8_DSP 0
-#endif
-
-#if EDGECC_Q8_DSP
-/* rotate right by 8 (gcc folds it into SXTB16's ROR operand) */
-static inline int32_t ror8(int32_t x) { return (int32_t)(((uint32_t)x >> 8) | ((uint32_t)x << 24)); }
+static inline int32_t q8_sxtb16(int32_t x) {
+  return (int32_t)(((uint32_t)(int32_t)(int8_t)x & 0xffffu) | ((uint32_t)(int32_t)(int8_t)(x >> 16) << 16));
+}
+static inline int32_t q8_sxtb16_ror8(int32_t x) { return q8_sxtb16((int32_t)((uint32_t)x >> 8 | (uint32_t)x << 24)); }
+static inline int32_t q8_smlad(int32_t a, int32_t b, int32_t acc) {
+  return acc + (int16_t)a * (int16_t)b + (a >> 16) * (b >> 16);
+}
+static inline int32_t q8_ssub16(int32_t a, int32_t b) {
+  return (int32_t)((uint32_t)(uint16_t)((int16_t)a - (int16_t)b) | ((uint32_t)((a >> 16) - (b >> 16)) << 16));
+}
+static inline int32_t q8_ssat8(int32_t v) { return v < -128 ? -128 : (v > 127 ? 127 : v); }
 #endif
 
 static inline int32_t clamp_i8(int32_t v, int32_t lo) {
@@ -61,102 +79,127 @@ void edgecc_q8_dequantize(const int8_t* x, float* y, int c, int h, int w, float 
     for (int i = 0; i < h * w; i++) y[ch * h * w + i] = (float)(x[i * c + ch] - zp) * scale;
 }
 
-/* position of element k of an im2col row in the SMLAD order (x0, x2, x1, x3) */
-static inline int row_pos(int k) {
-  static const uint8_t perm[4] = {0, 2, 1, 3};
-  return (k & ~3) | perm[k & 3];
+/* One output channel's requantization, split once per channel: acc * multiplier * 2^shift, rounded as
+ * edgecc_q8_requantize, + zero point, clamped to [act_min, 127]. multiplier is never INT32_MIN (quantize_multiplier
+ * makes [2^30, 2^31)), so the gemmlowp saturation case cannot occur and the rounded high product is
+ * floor((x * m + 2^30) / 2^31) for either sign: one SMLAL, no branch. */
+typedef struct {
+  int32_t mult, left, right, zp, lo;
+} q8_scale;
+
+static inline q8_scale q8_channel(const edgecc_q8_conv_params* p, int32_t mult, int32_t shift) {
+  q8_scale s = {mult, shift > 0 ? shift : 0, shift > 0 ? 0 : -shift, p->zp_out, p->act_min};
+  return s;
 }
 
-/* one im2col row for output pixel (oy, ox); returns nothing, fills kdim4 int16 */
-static void im2col_row(const edgecc_q8_conv_params* p, const int8_t* in, int oy, int ox, int16_t* row, int kdim4) {
-  const int ic = p->ic;
+static inline int8_t q8_store(int32_t acc, q8_scale s) {
+  const int32_t x = (int32_t)((uint32_t)acc << s.left);
+  const int32_t high = (int32_t)(((int64_t)x * s.mult + (1 << 30)) >> 31);
+  const int32_t mask = (int32_t)((1u << s.right) - 1u);
+  const int32_t threshold = (mask >> 1) + (int32_t)((uint32_t)high >> 31);
+  const int32_t v = q8_ssat8((high >> s.right) + ((high & mask) > threshold) + s.zp);
+  return (int8_t)(v < s.lo ? s.lo : v);
+}
+
+/* im2col of output pixel q into slot `slot` (0 or 1) of the two-pixel buffer: group j is buf[4j + 2 slot + 0, 1] */
+static void im2col_pixel(const edgecc_q8_conv_params* p, const int8_t* in, int q, int32_t* buf, int slot,
+                         int groups) {
+  const int ic = p->ic, oy = q / p->ow, ox = q - oy * p->ow;
   const int32_t zp = p->zp_in;
-  int k = 0;
-#if EDGECC_Q8_DSP
-  if ((ic & 3) == 0) { /* four channels at a time: one word in, two words out */
-    const int16x2_t zp2 = (int16x2_t)(((uint32_t)(uint16_t)zp << 16) | (uint16_t)zp);
-    int32_t* row32 = (int32_t*)row;
+  const int32_t zp2 = (int32_t)(((uint32_t)(uint16_t)zp << 16) | (uint16_t)zp);
+  int32_t* dst = buf + 2 * slot;
+  if ((ic & 3) == 0) { /* four channels at a time: one word in, two words out; no bounds checks for 1x1 */
+    const int one = p->kh == 1 && p->kw == 1 && p->ph == 0 && p->pw == 0;
     for (int ky = 0; ky < p->kh; ky++) {
       const int iy = oy * p->sh - p->ph + ky;
       for (int kx = 0; kx < p->kw; kx++) {
         const int ix = ox * p->sw - p->pw + kx;
-        if (iy < 0 || iy >= p->ih || ix < 0 || ix >= p->iw) {
-          for (int c = 0; c < ic; c += 4) { row32[k >> 1] = 0; row32[(k >> 1) + 1] = 0; k += 4; }
-        } else {
-          const int32_t* src = (const int32_t*)(in + (iy * p->iw + ix) * ic);
-          for (int c = 0; c < ic; c += 4) {
-            int32_t v = *src++;
-            row32[k >> 1] = (int32_t)__ssub16(__sxtb16(v), zp2);
-            row32[(k >> 1) + 1] = (int32_t)__ssub16(__sxtb16(ror8(v)), zp2);
-            k += 4;
-          }
+        if (!one && (iy < 0 || iy >= p->ih || ix < 0 || ix >= p->iw)) {
+          for (int c = 0; c < ic; c += 4, dst += 4) dst[0] = dst[1] = 0;
+          continue;
+        }
+        const int32_t* src = (const int32_t*)(in + (iy * p->iw + ix) * ic);
+        for (int c = 0; c < ic; c += 4, dst += 4) {
+          const int32_t v = *src++;
+          dst[0] = q8_ssub16(q8_sxtb16(v), zp2);
+          dst[1] = q8_ssub16(q8_sxtb16_ror8(v), zp2);
         }
       }
     }
     return;
   }
-#endif
+  /* any channel count (the first layer's 3): element k goes to halfword perm[k & 3] of its group */
+  static const uint8_t perm[4] = {0, 2, 1, 3};
+  int16_t* half = (int16_t*)dst;
+  int k = 0;
   for (int ky = 0; ky < p->kh; ky++) {
     const int iy = oy * p->sh - p->ph + ky;
     for (int kx = 0; kx < p->kw; kx++) {
       const int ix = ox * p->sw - p->pw + kx;
       const int inside = iy >= 0 && iy < p->ih && ix >= 0 && ix < p->iw;
       const int8_t* src = in + (iy * p->iw + ix) * ic;
-      for (int c = 0; c < ic; c++, k++) row[row_pos(k)] = inside ? (int16_t)(src[c] - zp) : 0;
+      for (int c = 0; c < ic; c++, k++) half[(k >> 2) * 8 + perm[k & 3]] = inside ? (int16_t)(src[c] - zp) : 0;
     }
   }
-  for (; k < kdim4; k++) row[row_pos(k)] = 0;
+  for (; k < 4 * groups; k++) half[(k >> 2) * 8 + perm[k & 3]] = 0;
+}
+
+/* channels o, o+1 (weights w: per group the word of o then of o+1) x the pixel pair in buf -> d0 (pixel q), d1 */
+static void block_2x2(const int32_t* w, const int32_t* buf, int groups, const int32_t* bias, q8_scale s0,
+                      q8_scale s1, int8_t* d0, int8_t* d1) {
+  int32_t a00 = bias[0], a01 = bias[0], a10 = bias[1], a11 = bias[1];
+  for (const int32_t* end = w + 2 * groups; w < end; w += 2, buf += 4) {
+    const int32_t x0 = buf[0], x1 = buf[1], y0 = buf[2], y1 = buf[3];
+    int32_t lo = q8_sxtb16(w[0]), hi = q8_sxtb16_ror8(w[0]);
+    a00 = q8_smlad(hi, x1, q8_smlad(lo, x0, a00));
+    a01 = q8_smlad(hi, y1, q8_smlad(lo, y0, a01));
+    lo = q8_sxtb16(w[1]);
+    hi = q8_sxtb16_ror8(w[1]);
+    a10 = q8_smlad(hi, x1, q8_smlad(lo, x0, a10));
+    a11 = q8_smlad(hi, y1, q8_smlad(lo, y0, a11));
+  }
+  d0[0] = q8_store(a00, s0);
+  d0[1] = q8_store(a10, s1);
+  d1[0] = q8_store(a01, s0);
+  d1[1] = q8_store(a11, s1);
+}
+
+/* the tails: `chans` (1 or 2) channels with weight words `wstep` apart x `pixels` (1 or 2) pixels */
+static void block_tail(const int32_t* w, int wstep, int chans, const int32_t* buf, int pixels, int groups,
+                       const edgecc_q8_conv_params* p, const int32_t* bias, const int32_t* mult, const int8_t* shift,
+                       int8_t* d0) {
+  for (int c = 0; c < chans; c++) {
+    const q8_scale s = q8_channel(p, mult[c], shift[c]);
+    for (int px = 0; px < pixels; px++) {
+      int32_t acc = bias[c];
+      for (int j = 0; j < groups; j++) {
+        const int32_t wv = w[j * wstep + c], *x = buf + 4 * j + 2 * px;
+        acc = q8_smlad(q8_sxtb16_ror8(wv), x[1], q8_smlad(q8_sxtb16(wv), x[0], acc));
+      }
+      d0[px * p->oc + c] = q8_store(acc, s);
+    }
+  }
 }
 
 void edgecc_q8_conv(const edgecc_q8_conv_params* p, const int8_t* in, const int8_t* weights, const int32_t* bias,
                     const int32_t* multiplier, const int8_t* shift, int8_t* out, int16_t* scratch) {
-  const int kdim4 = (p->kh * p->kw * p->ic + 3) & ~3;
-  const int oc = p->oc;
-  for (int oy = 0; oy < p->oh; oy++) {
-    for (int ox = 0; ox < p->ow; ox++) {
-      im2col_row(p, in, oy, ox, scratch, kdim4);
-      int8_t* dst = out + (oy * p->ow + ox) * oc;
-      const int8_t* w = weights;
-      int o = 0;
-#if EDGECC_Q8_DSP
-      /* two output channels per pass: each im2col word is loaded once for both */
-      for (; o + 1 < oc; o += 2, w += 2 * kdim4) {
-        int32_t acc0 = bias[o], acc1 = bias[o + 1];
-        const int32_t* w0 = (const int32_t*)w;
-        const int32_t* w1 = (const int32_t*)(w + kdim4);
-        const int32_t* r32 = (const int32_t*)scratch;
-        for (int j = 0; j < kdim4 / 4; j++) {
-          const int16x2_t r0 = (int16x2_t)r32[2 * j], r1 = (int16x2_t)r32[2 * j + 1];
-          const int32_t a = w0[j], b = w1[j];
-          acc0 = __smlad(__sxtb16(a), r0, acc0);
-          acc0 = __smlad(__sxtb16(ror8(a)), r1, acc0);
-          acc1 = __smlad(__sxtb16(b), r0, acc1);
-          acc1 = __smlad(__sxtb16(ror8(b)), r1, acc1);
-        }
-        dst[o] = (int8_t)clamp_i8(edgecc_q8_requantize(acc0, multiplier[o], shift[o]) + p->zp_out, p->act_min);
-        dst[o + 1] =
-            (int8_t)clamp_i8(edgecc_q8_requantize(acc1, multiplier[o + 1], shift[o + 1]) + p->zp_out, p->act_min);
-      }
-#endif
-      for (; o < oc; o++, w += kdim4) {
-        int32_t acc = bias[o];
-#if EDGECC_Q8_DSP
-        const int32_t* w32 = (const int32_t*)w;
-        const int32_t* r32 = (const int32_t*)scratch;
-        for (int j = 0; j < kdim4 / 4; j++) {
-          const int32_t wv = w32[j];
-          acc = __smlad(__sxtb16(wv), (int16x2_t)r32[2 * j], acc);
-          acc = __smlad(__sxtb16(ror8(wv)), (int16x2_t)r32[2 * j + 1], acc);
-        }
-#else
-        for (int j = 0; j < kdim4; j += 4) {
-          acc += w[j] * scratch[j] + w[j + 2] * scratch[j + 1] + w[j + 1] * scratch[j + 2] +
-                 w[j + 3] * scratch[j + 3];
-        }
-#endif
-        dst[o] = (int8_t)clamp_i8(edgecc_q8_requantize(acc, multiplier[o], shift[o]) + p->zp_out, p->act_min);
-      }
+  const int groups = (p->kh * p->kw * p->ic + 3) >> 2, oc = p->oc, npix = p->oh * p->ow;
+  int32_t* buf = (int32_t*)scratch;
+  for (int q = 0; q < npix; q += 2) {
+    const int pixels = q + 1 < npix ? 2 : 1;
+    im2col_pixel(p, in, q, buf, 0, groups);
+    if (pixels == 2) im2col_pixel(p, in, q + 1, buf, 1, groups);
+    int8_t* d0 = out + q * oc;
+    const int32_t* w = (const int32_t*)weights;
+    int o = 0;
+    for (; o + 1 < oc; o += 2, w += 2 * groups) {
+      if (pixels == 2)
+        block_2x2(w, buf, groups, bias + o, q8_channel(p, multiplier[o], shift[o]),
+                  q8_channel(p, multiplier[o + 1], shift[o + 1]), d0 + o, d0 + oc + o);
+      else
+        block_tail(w, 2, 2, buf, 1, groups, p, bias + o, multiplier + o, shift + o, d0 + o);
     }
+    if (o < oc) block_tail(w, 1, 1, buf, pixels, groups, p, bias + o, multiplier + o, shift + o, d0 + o);
   }
 }
 
