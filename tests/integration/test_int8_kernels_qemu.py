@@ -3,7 +3,8 @@ qemu-system-arm, bit-exact with the numpy TFLite-arithmetic reference (run_int8)
 
 The net is shaped to reach every path of edgecc_q8_conv: the byte-wise im2col (3 and 7 input channels), the
 word-wise im2col with padding (8 channels) and its 1x1 form, odd output-channel counts (the 1-channel tail), odd
-pixel counts (the 1-pixel tail: 7x7 = 49), a 1-pixel dense with an odd width; plus depthwise and the residual add.
+pixel counts (the 1-pixel tail: 13x13 and 7x7), a 1-pixel dense with an odd width; depthwise; and both forms of
+the residual add (tabulated input rescales from 1024 elements: 8x13x13; per element below: 7x7x7).
 """
 
 import numpy as np
@@ -20,15 +21,17 @@ require_cortex_m_tools()
 class TailNet(torch.nn.Module):
     def __init__(self):
         super().__init__()
-        self.c1 = torch.nn.Conv2d(3, 8, 3, 1, 1)  # ic 3: byte-wise im2col; 49 pixels: the 1-pixel tail
+        self.c1 = torch.nn.Conv2d(3, 8, 3, 1, 1)  # ic 3: byte-wise im2col; 169 pixels: the 1-pixel tail
+        self.mix = torch.nn.Conv2d(8, 8, 1)  # 1x1, stride 1, then an add of 1352 elements
         self.c2 = torch.nn.Conv2d(8, 7, 3, 2, 1)  # ic 8: word-wise im2col with padding; oc 7: the 1-channel tail
         self.sc = torch.nn.Conv2d(8, 7, 1, 2, 0)  # the 1x1 im2col (no bounds checks), stride 2
         self.dw = torch.nn.Conv2d(7, 7, 3, 1, 1, groups=7)
-        self.pw = torch.nn.Conv2d(7, 9, 1)  # 1x1 with ic 7: byte-wise again; 4x4 pixels: no pixel tail
+        self.pw = torch.nn.Conv2d(7, 9, 1)  # 1x1 with ic 7: byte-wise im2col again
         self.fc = torch.nn.Linear(9, 5)  # one pixel: two channels x one pixel, then the odd channel
 
     def forward(self, x):
         y = torch.relu(self.c1(x))
+        y = torch.relu(y + self.mix(y))
         y = torch.relu(self.c2(y) + self.sc(y))
         y = torch.relu(self.pw(torch.relu(self.dw(y))))
         return self.fc(torch.flatten(torch.nn.functional.adaptive_avg_pool2d(y, 1), 1))
@@ -39,7 +42,7 @@ def test_dsp_int8_kernels_are_bit_exact_in_qemu(target, tmp_path):
     torch.manual_seed(0)
     net = TailNet().eval()
     gen = torch.Generator().manual_seed(1)
-    cal, x = torch.randn(32, 3, 7, 7, generator=gen).numpy(), torch.randn(12, 3, 7, 7, generator=gen).numpy()
+    cal, x = torch.randn(32, 3, 13, 13, generator=gen).numpy(), torch.randn(12, 3, 13, 13, generator=gen).numpy()
     (tmp_path / "cal").mkdir()
     np.save(tmp_path / "cal" / "samples.npy", cal)
     bundle = edgecc.compile(net, (torch.from_numpy(x[:1]),), target=target, backend="micro",
