@@ -19,6 +19,8 @@
 #define q8_smlad(a, b, acc) ((int32_t)__smlad((a), (b), (acc)))
 #define q8_ssub16(a, b) ((int32_t)__ssub16((a), (b)))
 #define q8_ssat8(x) __ssat((x), 8)
+#define q8_smlabb(a, b, acc) __smlabb((a), (b), (acc))
+#define q8_smlatt(a, b, acc) __smlatt((a), (b), (acc))
 #if defined(__OPTIMIZE__) /* the asm GEMM loop needs 13 registers: not at -O0, where r7 is the frame pointer */
 #undef Q8_ASM_GEMM
 #define Q8_ASM_GEMM 1
@@ -41,6 +43,8 @@ static inline int32_t q8_ssub16(int32_t a, int32_t b) {
   return (int32_t)((uint32_t)(uint16_t)((int16_t)a - (int16_t)b) | ((uint32_t)((a >> 16) - (b >> 16)) << 16));
 }
 static inline int32_t q8_ssat8(int32_t v) { return v < -128 ? -128 : (v > 127 ? 127 : v); }
+static inline int32_t q8_smlabb(int32_t a, int32_t b, int32_t acc) { return acc + (int16_t)a * (int16_t)b; }
+static inline int32_t q8_smlatt(int32_t a, int32_t b, int32_t acc) { return acc + (a >> 16) * (b >> 16); }
 #endif
 
 static inline int32_t clamp_i8(int32_t v, int32_t lo) {
@@ -249,29 +253,62 @@ void edgecc_q8_conv(const edgecc_q8_conv_params* p, const int8_t* in, const int8
   }
 }
 
+/* Depthwise: per output pixel, the taps inside the image (range hoisted out of the channel loop), four channels
+ * per word with their accumulators in registers (SXTB16 splits the input and weight words into (c0, c2) and
+ * (c1, c3), SMLABB / SMLATT multiply them lane by lane), requantized straight into the output. Channel counts
+ * that are not a multiple of 4 (unaligned words) take the per-channel loop through scratch. */
 void edgecc_q8_depthwise_conv(const edgecc_q8_conv_params* p, const int8_t* in, const int8_t* weights,
                               const int32_t* bias, const int32_t* multiplier, const int8_t* shift, int8_t* out,
                               int32_t* scratch) {
-  const int c = p->ic;
-  const int32_t zp = p->zp_in;
+  const int c = p->ic, c4 = (c & 3) == 0 ? c : 0, rowstep = p->iw * c;
+  const int32_t zp = p->zp_in, zp2 = (int32_t)(((uint32_t)(uint16_t)zp << 16) | (uint16_t)zp);
   for (int oy = 0; oy < p->oh; oy++) {
+    const int iy0 = oy * p->sh - p->ph, ky0 = iy0 < 0 ? -iy0 : 0;
+    const int ky1 = p->ih - iy0 < p->kh ? p->ih - iy0 : p->kh;
     for (int ox = 0; ox < p->ow; ox++) {
-      for (int ch = 0; ch < c; ch++) scratch[ch] = bias[ch];
-      for (int ky = 0; ky < p->kh; ky++) {
-        const int iy = oy * p->sh - p->ph + ky;
-        if (iy < 0 || iy >= p->ih) continue;
-        for (int kx = 0; kx < p->kw; kx++) {
-          const int ix = ox * p->sw - p->pw + kx;
-          if (ix < 0 || ix >= p->iw) continue;
-          const int8_t* src = in + (iy * p->iw + ix) * c;
-          const int8_t* w = weights + (ky * p->kw + kx) * c;
-          for (int ch = 0; ch < c; ch++) scratch[ch] += (src[ch] - zp) * w[ch];
-        }
-      }
+      const int ix0 = ox * p->sw - p->pw, kx0 = ix0 < 0 ? -ix0 : 0;
+      const int kx1 = p->iw - ix0 < p->kw ? p->iw - ix0 : p->kw;
+      const int8_t* src0 = in + (iy0 * p->iw + ix0) * c; /* tap (0, 0), maybe outside: only offset from */
+      const int full3 = p->kw == 3 && kx0 == 0 && kx1 == 3;
       int8_t* dst = out + (oy * p->ow + ox) * c;
-      for (int ch = 0; ch < c; ch++)
-        dst[ch] = (int8_t)clamp_i8(edgecc_q8_requantize(scratch[ch], multiplier[ch], shift[ch]) + p->zp_out,
-                                   p->act_min);
+      for (int ch = 0; ch < c4; ch += 4) {
+        int32_t a0 = bias[ch], a1 = bias[ch + 1], a2 = bias[ch + 2], a3 = bias[ch + 3];
+#define Q8_DW_TAP(k)                                                                                    \
+  do {                                                                                                  \
+    const int32_t xv = *(const int32_t*)(x + (k) * c), wv = *(const int32_t*)(w + (k) * c);             \
+    const int32_t xl = q8_ssub16(q8_sxtb16(xv), zp2), xh = q8_ssub16(q8_sxtb16_ror8(xv), zp2);          \
+    const int32_t wl = q8_sxtb16(wv), wh = q8_sxtb16_ror8(wv);                                          \
+    a0 = q8_smlabb(xl, wl, a0);                                                                         \
+    a2 = q8_smlatt(xl, wl, a2);                                                                         \
+    a1 = q8_smlabb(xh, wh, a1);                                                                         \
+    a3 = q8_smlatt(xh, wh, a3);                                                                         \
+  } while (0)
+        for (int ky = ky0; ky < ky1; ky++) {
+          const int8_t* x = src0 + ky * rowstep + ch;
+          const int8_t* w = weights + ky * p->kw * c + ch;
+          if (full3) { /* a 3-wide row inside the image: unrolled */
+            Q8_DW_TAP(0);
+            Q8_DW_TAP(1);
+            Q8_DW_TAP(2);
+          } else {
+            for (int kx = kx0; kx < kx1; kx++) Q8_DW_TAP(kx);
+          }
+        }
+#undef Q8_DW_TAP
+        dst[ch] = q8_store(a0, q8_channel(p, multiplier[ch], shift[ch]));
+        dst[ch + 1] = q8_store(a1, q8_channel(p, multiplier[ch + 1], shift[ch + 1]));
+        dst[ch + 2] = q8_store(a2, q8_channel(p, multiplier[ch + 2], shift[ch + 2]));
+        dst[ch + 3] = q8_store(a3, q8_channel(p, multiplier[ch + 3], shift[ch + 3]));
+      }
+      if (c4 == c) continue;
+      for (int ch = 0; ch < c; ch++) scratch[ch] = bias[ch];
+      for (int ky = ky0; ky < ky1; ky++)
+        for (int kx = kx0; kx < kx1; kx++) {
+          const int8_t* x = src0 + ky * rowstep + kx * c;
+          const int8_t* w = weights + (ky * p->kw + kx) * c;
+          for (int ch = 0; ch < c; ch++) scratch[ch] += (x[ch] - zp) * w[ch];
+        }
+      for (int ch = 0; ch < c; ch++) dst[ch] = q8_store(scratch[ch], q8_channel(p, multiplier[ch], shift[ch]));
     }
   }
 }
