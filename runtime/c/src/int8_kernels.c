@@ -51,26 +51,6 @@ static inline int32_t clamp_i8(int32_t v, int32_t lo) {
   return v < lo ? lo : (v > 127 ? 127 : v);
 }
 
-int32_t edgecc_q8_requantize(int32_t acc, int32_t multiplier, int32_t shift) {
-  int32_t left = shift > 0 ? shift : 0;
-  int32_t right = shift > 0 ? 0 : -shift;
-  int32_t x = (int32_t)((uint32_t)acc << left);
-  /* SaturatingRoundingDoublingHighMul(x, multiplier) */
-  int32_t high;
-  if (x == INT32_MIN && multiplier == INT32_MIN) {
-    high = INT32_MAX;
-  } else {
-    int64_t ab = (int64_t)x * (int64_t)multiplier;
-    int64_t t = ab + (ab >= 0 ? (1 << 30) : (1 - (1 << 30)));
-    high = (int32_t)(t >= 0 ? (t >> 31) : -((-t) >> 31)); /* division by 2^31 truncating toward zero */
-  }
-  /* RoundingDivideByPOT(high, right) */
-  int32_t mask = (int32_t)((1u << right) - 1u);
-  int32_t remainder = high & mask;
-  int32_t threshold = (mask >> 1) + (high < 0 ? 1 : 0);
-  return (high >> right) + (remainder > threshold ? 1 : 0);
-}
-
 static inline int32_t round_half_away(float v) {
   if (v > 512.0f) v = 512.0f;
   if (v < -512.0f) v = -512.0f;
@@ -88,16 +68,24 @@ void edgecc_q8_dequantize(const int8_t* x, float* y, int c, int h, int w, float 
     for (int i = 0; i < h * w; i++) y[ch * h * w + i] = (float)(x[i * c + ch] - zp) * scale;
 }
 
-/* One output channel's requantization, split once per channel: acc * multiplier * 2^shift, rounded as
- * edgecc_q8_requantize, + zero point, clamped to [act_min, 127]. multiplier is never INT32_MIN (quantize_multiplier
- * makes [2^30, 2^31)), so the gemmlowp saturation case cannot occur and the rounded high product is
- * floor((x * m + 2^30) / 2^31) for either sign: one SMLAL, no branch. */
+/* One output channel's requantization, split once per channel: acc * multiplier * 2^shift, rounded exactly as
+ * edgecc_q8_requantize (gemmlowp: SaturatingRoundingDoublingHighMul, then RoundingDivideByPOT by r = -shift), +
+ * zero point, clamped to [act_min, 127]. The multiplier is >= 0 (quantize_multiplier: 0 or [2^30, 2^31)), so the
+ * saturation case cannot occur and the high product is h = floor((x m + 2^30) / 2^31) for either sign. For r >= 1
+ * both roundings fold into one 64-bit sum: RDBPOT(h, r) = floor((h + 2^(r-1) - [h < 0]) / 2^r), and nested floors
+ * of divisions compose, so the result is floor((x m + 2^30 + 2^(30+r) - [x < 0] 2^31) / 2^(31+r)) (h < 0 exactly
+ * when x m + 2^30 < 0; where that differs from x < 0 both forms give 0): two SMLAL (the second adds
+ * [x < 0] * INT32_MIN), one ASR of the high word; gcc's code for the int64 form is twice as long. */
 typedef struct {
   int32_t mult, left, right, zp, lo;
+  uint32_t nudge_lo; /* 2^30 + 2^(30+r) for r >= 1, as two words */
+  int32_t nudge_hi;
 } q8_scale;
 
 static inline q8_scale q8_split(int32_t mult, int32_t shift, int32_t zp, int32_t lo) {
-  q8_scale s = {mult, shift > 0 ? shift : 0, shift > 0 ? 0 : -shift, zp, lo};
+  const int32_t right = shift > 0 ? 0 : -shift;
+  q8_scale s = {mult, shift > 0 ? shift : 0, right, zp, lo, right == 1 ? 0xc0000000u : 0x40000000u,
+                right >= 2 ? (int32_t)(1u << (right - 2)) : 0};
   return s;
 }
 
@@ -105,18 +93,51 @@ static inline q8_scale q8_channel(const edgecc_q8_conv_params* p, int32_t mult, 
   return q8_split(mult, shift, p->zp_out, p->act_min);
 }
 
-/* edgecc_q8_requantize(acc, s.mult, shift) */
+/* edgecc_q8_requantize(acc, s.mult, shift) for s.mult >= 0 */
 static inline int32_t q8_rescale(int32_t acc, q8_scale s) {
+  if (s.right > 0) {
+#if Q8_ASM_GEMM
+    uint32_t lo = s.nudge_lo;
+    int32_t hi = s.nudge_hi;
+    __asm__("smlal %0, %1, %2, %3" : "+r"(lo), "+r"(hi) : "r"(acc), "r"(s.mult));
+    __asm__("smlal %0, %1, %2, %3" : "+r"(lo), "+r"(hi) : "r"((uint32_t)acc >> 31), "r"(INT32_MIN));
+    return hi >> (s.right - 1);
+#else
+    const int64_t nudge = (int64_t)(((uint64_t)(uint32_t)s.nudge_hi << 32) | s.nudge_lo);
+    const int64_t t = (int64_t)acc * s.mult + nudge - (acc < 0 ? (int64_t)1 << 31 : 0);
+    return (int32_t)(t >> 32) >> (s.right - 1);
+#endif
+  }
   const int32_t x = (int32_t)((uint32_t)acc << s.left);
-  const int32_t high = (int32_t)(((int64_t)x * s.mult + (1 << 30)) >> 31);
-  const int32_t mask = (int32_t)((1u << s.right) - 1u);
-  const int32_t threshold = (mask >> 1) + (int32_t)((uint32_t)high >> 31);
-  return (high >> s.right) + ((high & mask) > threshold);
+  return (int32_t)(((int64_t)x * s.mult + (1 << 30)) >> 31);
 }
 
-static inline int8_t q8_store(int32_t acc, q8_scale s) {
+/* the int8 output value, as an int32 in [-128, 127] (a STRB stores it without a sign extension first) */
+static inline int32_t q8_store(int32_t acc, q8_scale s) {
   const int32_t v = q8_ssat8(q8_rescale(acc, s) + s.zp);
-  return (int8_t)(v < s.lo ? s.lo : v);
+  return v < s.lo ? s.lo : v;
+}
+
+int32_t edgecc_q8_requantize(int32_t acc, int32_t multiplier, int32_t shift) {
+  if (multiplier >= 0) return q8_rescale(acc, q8_split(multiplier, shift, 0, 0)); /* the kernels' form */
+  /* gemmlowp's reference form, for negative multipliers (quantize_multiplier makes none) */
+  int32_t left = shift > 0 ? shift : 0;
+  int32_t right = shift > 0 ? 0 : -shift;
+  int32_t x = (int32_t)((uint32_t)acc << left);
+  /* SaturatingRoundingDoublingHighMul(x, multiplier) */
+  int32_t high;
+  if (x == INT32_MIN && multiplier == INT32_MIN) {
+    high = INT32_MAX;
+  } else {
+    int64_t ab = (int64_t)x * (int64_t)multiplier;
+    int64_t t = ab + (ab >= 0 ? (1 << 30) : (1 - (1 << 30)));
+    high = (int32_t)(t >= 0 ? (t >> 31) : -((-t) >> 31)); /* division by 2^31 truncating toward zero */
+  }
+  /* RoundingDivideByPOT(high, right) */
+  int32_t mask = (int32_t)((1u << right) - 1u);
+  int32_t remainder = high & mask;
+  int32_t threshold = (mask >> 1) + (high < 0 ? 1 : 0);
+  return (high >> right) + (remainder > threshold ? 1 : 0);
 }
 
 /* im2col of output pixel q into slot `slot` (0 or 1) of the two-pixel buffer: group j is buf[4j + 2 slot + 0, 1] */
