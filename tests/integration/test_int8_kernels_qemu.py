@@ -37,7 +37,7 @@ class TailNet(torch.nn.Module):
         return self.pw(torch.relu(self.dw(y)))  # a feature map, not a pooled vector: every pixel is compared
 
 
-@pytest.mark.parametrize("target", ["cortex-m4", "cortex-m55"])
+@pytest.mark.parametrize("target", ["cortex-m4", "cortex-m7", "cortex-m55"])
 def test_dsp_int8_kernels_are_bit_exact_in_qemu(target, tmp_path):
     torch.manual_seed(0)
     net = TailNet().eval()
