@@ -151,9 +151,10 @@ def _conv_step(prog: Int8Program, i: int, op, layout: tuple[int, int, int]) -> N
     else:
         kdim = w[0].size
         kdim4 = (kdim + 3) // 4 * 4
-        wflat = np.zeros((co, kdim4), np.int8)
-        wflat[:, :kdim] = w.reshape(co, kdim)
-        scratch = 2 * kdim4
+        wpad = np.zeros((co, kdim4), np.int8)
+        wpad[:, :kdim] = w.reshape(co, kdim)
+        wflat = conv_weight_layout(wpad)
+        scratch = 4 * kdim4  # the im2col of two output pixels, int16
         call = "edgecc_q8_conv"
         stype = "int16_t"
     prog.consts += [("int8_t", f"w{i}", wflat.reshape(-1)), ("int32_t", f"b{i}", op.b_q),
@@ -161,6 +162,19 @@ def _conv_step(prog: Int8Program, i: int, op, layout: tuple[int, int, int]) -> N
     prog.steps.append(Int8Step(
         f"{call}(&p{i}, {{{a}}}, w{i}, b{i}, m{i}, s{i}, {{{op.output}}}, ({stype}*)SCRATCH)",
         [a, op.output], scratch, f"{op.kind}{' depthwise' if depthwise else ''}{' + relu' if op.relu else ''}"))
+
+
+def conv_weight_layout(w: np.ndarray) -> np.ndarray:
+    """[oc][kdim4] int8 -> edgecc_q8_conv's order: channel pairs interleaved per group of four k (the kernel loads
+    one word of each channel of a pair per step), an odd last channel as it is.
+
+    >>> conv_weight_layout(np.arange(16, dtype=np.int8).reshape(2, 8)).tolist()
+    [0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15]
+    """
+    co, k4 = w.shape
+    even = co // 2 * 2
+    pairs = w[:even].reshape(co // 2, 2, k4 // 4, 4).transpose(0, 2, 1, 3)
+    return np.concatenate([pairs.reshape(-1), w[even:].reshape(-1)])
 
 
 def _add_step(prog: Int8Program, i: int, op) -> None:

@@ -34,7 +34,9 @@ def kernels_lib(tmp_path_factory):
 def test_c_requantize_is_bit_exact_with_the_numpy_reference(kernels_lib):
     rng = np.random.default_rng(3)
     accs = EDGE + rng.integers(-(1 << 24), 1 << 24, 300).tolist()
-    for real in (0.0123, 0.5, 0.9999, 1.7, 3.1e-4, 2.0 ** -20, 5.5):
+    # every right shift 0..31 (the one-sum rounding), left shifts, multipliers of exactly 2^30 and 0
+    reals = [0.0123, 0.5, 0.9999, 1.7, 3.1e-4, 2.0 ** -20, 5.5, 2.0 ** -32, 0.75 * 2.0 ** -31, 0.0]
+    for real in reals + [float(v) for v in 2.0 ** rng.uniform(-33, 3, 60)]:
         m, s = quantize_multiplier(real)
         want = multiply_by_quantized_multiplier(np.array(accs), m, s).tolist()
         got = [kernels_lib.edgecc_q8_requantize(a, m, s) for a in accs]
@@ -117,3 +119,11 @@ def test_c_conv_kernels_match_the_numpy_reference(kernels_lib):
             raise AssertionError(fn)
     want = run_int8(g, xin)
     assert out.tolist() == want.reshape(-1).tolist()
+
+
+def test_c_requantize_negative_multipliers_keep_gemmlowp_saturation(kernels_lib):
+    """The reference form the kernels do not use (negative multipliers), INT32_MIN x INT32_MIN included."""
+    accs = EDGE
+    for m, s in ((-(1 << 31), 0), (-(1 << 30) - 12345, -3), (-(1 << 31), -5), (-7, 2)):
+        want = multiply_by_quantized_multiplier(np.array(accs), m, s).tolist()
+        assert [kernels_lib.edgecc_q8_requantize(a, m, s) for a in accs] == want, (m, s)

@@ -23,8 +23,10 @@ void edgecc_q8_quantize(const float* x, int8_t* y, int c, int h, int w, float sc
 /* int8 NHWC -> float NCHW: (q - zero point) * scale. */
 void edgecc_q8_dequantize(const int8_t* x, float* y, int c, int h, int w, float scale, int32_t zp);
 
-/* Convolution (and dense: h = w = kh = kw = 1). Weights [oc][kdim4] with kdim = kh*kw*ic in (ky, kx, ic) order,
- * zero-padded to kdim4 = kdim rounded up to 4. scratch: kdim4 int16 (the im2col row of one output pixel). */
+/* Convolution (and dense: h = w = kh = kw = 1). Weights: rows of kdim = kh*kw*ic in (ky, kx, ic) order, zero-padded
+ * to kdim4 = kdim rounded up to 4, stored with channel pairs interleaved per group of four k (channel 2i's word,
+ * channel 2i+1's word, ...; an odd last channel plain; edgecc.compiler.micro.int8.conv_weight_layout).
+ * scratch: 2 * kdim4 int16 (the im2col of two output pixels), word aligned. */
 typedef struct {
   int16_t ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, ph, pw;
   int32_t zp_in, zp_out, act_min;
