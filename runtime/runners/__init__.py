@@ -13,6 +13,7 @@ from edgecc.runtime.runners.tensorrt import OnnxRuntimeCheckRunner
 
 __all__ = [
     "IreeLocalRunner", "IreeQemuRunner", "IreeToolRunner", "LocalRunner", "OnnxRuntimeCheckRunner",
-    "QemuCascadeRunner", "QemuCortexMRunner", "QemuUserRunner", "RemoteBench", "RpcBench", "Runner", "RunnerBase", "SshBench",
+    "QemuCascadeRunner", "QemuCortexMRunner", "QemuUserRunner", "RemoteBench", "RpcBench", "Runner", "RunnerBase",
+    "SshBench",
     "TvmLocalRunner", "TvmQemuRunner", "WallClockRunner", "register_runner", "runner_for",
 ]
