@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from edgecc.compiler.compose.cascade import plan_cascade
-from edgecc.compiler.compose.cascade_calibration import (THRESHOLDS, choose_threshold, load_calibration,
-                                                         threshold_curve)
+from edgecc.compiler.compose.cascade_calibration import THRESHOLDS, choose_threshold, load_calibration, threshold_curve
 from edgecc.errors import ModelError, UsageError
 from edgecc.runtime.cascade import BIG, LITTLE, decide, score, softmax
 from edgecc.runtime.report_cascade import cascade_report_html
