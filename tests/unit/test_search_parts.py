@@ -6,8 +6,16 @@ import json
 import numpy as np
 import pytest
 
-from edgecc.compiler.compose.search import (Budget, choose_pair, nothing_fits, pair_search, pareto, parse_bytes,
-                                            plan_budget, read_results)
+from edgecc.compiler.compose.search import (
+    Budget,
+    choose_pair,
+    nothing_fits,
+    pair_search,
+    pareto,
+    parse_bytes,
+    plan_budget,
+    read_results,
+)
 from edgecc.compiler.compose.search_space import SPACES, Candidate, parse_space
 from edgecc.errors import BudgetError, TargetError, UsageError
 from edgecc.targets import get_target
