@@ -258,7 +258,7 @@ def search(dataset="digits", target="cortex-m4", *, board="", ram="", flash="", 
                for r in measured],
            "front_instructions": pareto(fit, "instructions"), "front_ram": pareto(fit, "ram_bytes")}
     best = max(fit, key=lambda r: (r["val_accuracy"], -r["instructions"]))
-    doc["chosen"] = {k: v for k, v in best.items() if k != "cal_logits"}
+    doc["chosen"] = next(c for c in doc["candidates"] if c["name"] == best["name"])
     if cascade:
         y_cal = calibration_split()[1]
         pairs = pair_search(ok, budget, max_accuracy_drop, y_cal)
