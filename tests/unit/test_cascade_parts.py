@@ -12,7 +12,7 @@ import pytest
 from edgecc.compiler.compose.cascade import plan_cascade
 from edgecc.compiler.compose.cascade_calibration import THRESHOLDS, choose_threshold, load_calibration, threshold_curve
 from edgecc.errors import ModelError, UsageError
-from edgecc.runtime.cascade import BIG, LITTLE, decide, score, softmax
+from edgecc.runtime.cascade import BIG, LITTLE, decide, score, score_one, softmax
 from edgecc.runtime.report_cascade import cascade_report_html
 
 POLICY_SCRIPT = __import__("pathlib").Path(__file__).resolve().parents[2] / "runtime" / "scripts" / \
@@ -29,6 +29,8 @@ def test_scores_are_softmax_margin_and_max_probability():
     assert np.allclose(softmax(np.array([[1000.0, 0.0]])), [[1.0, 0.0]])  # shifted: no overflow
     assert list(decide(logits, "score-margin", 0.5)) == [LITTLE, BIG, BIG]  # margins 0.68, 0, 0.46
     assert list(decide(logits, "max-prob", 0.0)) == [LITTLE, LITTLE, LITTLE]
+    for policy in ("score-margin", "max-prob"):  # the host runner's per-input form
+        assert [score_one(r, policy) for r in logits] == pytest.approx(list(score(logits, policy)), abs=1e-12)
     with pytest.raises(ValueError, match="unknown cascade policy"):
         score(logits, "entropy")
 
