@@ -86,6 +86,25 @@ def test_the_firmware_computes_the_policy_score_python_does_and_runs_each_model_
     assert np.allclose(r.run_many(x, mode="little").outputs[ran_little], run.outputs[ran_little])
 
 
+def test_a_given_threshold_max_prob_and_a_calibration_folder(tmp_path):
+    from edgecc.models.digits_pair import calibration_split
+
+    x, y = calibration_split()
+    cal = tmp_path / "cal"
+    cal.mkdir()
+    np.save(cal / "x.npy", x[:120])
+    np.save(cal / "y.npy", y[:120])
+    c = edgecc.cascade("digits-little", "digits-big", target="cortex-m4", policy="max-prob", threshold=0.9,
+                       calibration=str(cal), output=tmp_path / "fixed")
+    d = c.doc
+    assert d["threshold"]["value"] == 0.9 and d["threshold"]["how"] == "given (--threshold)"
+    assert d["calibration"]["samples"] == 120 and d["calibration"]["given"] == "--calibration"
+    assert "#define EDGECC_CASCADE_POLICY EDGECC_CASCADE_MAX_PROB" in (c.path / "firmware" / "cascade_config.h"
+                                                                       ).read_text()
+    assert d["validation"]["status"] == "passed" and d["validation"]["branches"] == ["big", "little"]
+    assert d["measured"]["status"].startswith("not run: ") and "no held-out test split" in d["measured"]["status"]
+
+
 def test_a_changed_firmware_file_fails_verification(m4, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(m4.path, copy)
