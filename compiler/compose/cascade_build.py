@@ -75,7 +75,7 @@ def build(lm, bm, split, plan, tmp: Path, *, validate: bool, measure: bool, log,
         if measured["status"] == "ok":
             measured["drop_vs_big_points"] = round((alone["big"] - measured["accuracy"]) * 100, 4)
     doc = cascade_doc.document(lm, bm, plan, split, rows, chosen, how, accs, costs, validation, measured,
-                               calibration_given, deploy.memory())
+                               calibration_given, deploy.memory(), getattr(deploy, "scripts", []))
     (tmp / "README.md").write_text(cascade_doc.readme(doc))
     from edgecc.runtime.report_cascade import cascade_report_html
 
@@ -231,9 +231,14 @@ class HostCascade:
         from edgecc.runtime.device_scripts import render_scripts
 
         self.plan, self.bundles, self.threshold, self.tmp = plan, bundles, threshold, tmp
-        render_scripts(tmp, {"cascade_run.sh": "run.sh", "cascade_bench.sh": "bench.sh",
-                             "cascade_policy.py": "cascade_policy.py"},
-                       {"@POLICY@": plan.policy, "@THRESHOLD@": repr(float(threshold)), "@TO_BIG@": f"{to_big:.6f}"})
+        self.scripts = []
+        # the device scripts wrap the bundles' own run.sh / bench.sh (TVM's x86-64 host bundles ship none: they run
+        # in Python, as HostCascadeRunner does here)
+        if all((b.path / "run.sh").is_file() and (b.path / "bench.sh").is_file() for b in bundles.values()):
+            self.scripts = render_scripts(
+                tmp, {"cascade_run.sh": "run.sh", "cascade_bench.sh": "bench.sh",
+                      "cascade_policy.py": "cascade_policy.py"},
+                {"@POLICY@": plan.policy, "@THRESHOLD@": repr(float(threshold)), "@TO_BIG@": f"{to_big:.6f}"})
 
     def runner(self):
         from edgecc.runtime.cascade import HostCascadeRunner

@@ -10,7 +10,7 @@ RULE = ("the little model runs first; its answer stands when its score >= thresh
 
 
 def document(lm, bm, plan, split, rows, chosen, how, accs, costs, validation, measured, calibration_given,
-             memory) -> dict:
+             memory, scripts) -> dict:
     """The cascade's manifest as JSON data (file hashes and the bundles' manifest digests are added last)."""
     ok = costs.get("status") == "ok"
     return {
@@ -37,11 +37,11 @@ def document(lm, bm, plan, split, rows, chosen, how, accs, costs, validation, me
         "memory": memory,
         "validation": validation,
         "measured": measured,
-        "deploy": _deploy(plan, memory),
+        "deploy": _deploy(plan, scripts),
     }
 
 
-def _deploy(plan, memory) -> dict:
+def _deploy(plan, scripts: list[str]) -> dict:
     if plan.backend == "micro":
         board = plan.target.board(plan.board or None)
         return {"kind": "firmware", "entry": "firmware/firmware.elf",
@@ -49,7 +49,11 @@ def _deploy(plan, memory) -> dict:
                                                             bin="firmware/firmware.bin") or None,
                 "qemu": f"qemu-system-arm -M {board.qemu_machine} ... -kernel firmware/firmware.elf"
                 if board.qemu_machine else None}
-    return {"kind": "host", "entry": "run.sh", "scripts": ["run.sh", "bench.sh", "cascade_policy.py"]}
+    if not scripts:
+        return {"kind": "host", "entry": None, "scripts": [],
+                "note": "the bundles carry no run.sh (TVM x86-64): run the cascade in Python with "
+                        "edgecc.runtime.cascade.HostCascadeRunner over both bundles' runners"}
+    return {"kind": "host", "entry": "run.sh", "scripts": scripts}
 
 
 def _cost(v, unit) -> str:
@@ -83,6 +87,8 @@ def readme(doc: dict) -> str:
             lines += [f"Flash: `{doc['deploy']['flash_command']}`", ""]
         if doc["deploy"]["qemu"]:
             lines += [f"In QEMU: `{doc['deploy']['qemu']}` (see edgecc.runtime.runners.qemu_cascade)", ""]
+    elif not doc["deploy"]["scripts"]:
+        lines += ["## Run it", "", doc["deploy"]["note"] + ".", ""]
     else:
         lines += ["## Run it", "", "`./run.sh OUT_DIR INPUT.npy` runs the little bundle's run.sh, applies the policy "
                   "(`cascade_policy.py`, numpy), and runs the big bundle's run.sh when the little model is not "
