@@ -154,3 +154,14 @@ def test_report_plots_the_curve_with_both_models_alone_and_the_choice_marked():
         assert f'data-mark="{mark}"' in page
     assert "expected 40.0% and measured 45.0% below the big model alone" in page
     assert "0.5 (chosen)" in page
+
+
+def test_host_cascade_without_bundle_scripts_says_how_to_run_it():
+    from edgecc.compiler.compose.cascade_doc import _deploy
+
+    plan = plan_cascade("host", backend="tvm")
+    d = _deploy(plan, [])
+    assert d["entry"] is None and d["scripts"] == [] and "HostCascadeRunner" in d["note"]
+    assert _deploy(plan, ["run.sh", "bench.sh", "cascade_policy.py"])["entry"] == "run.sh"
+    fw = _deploy(plan_cascade("cortex-m4", board="NUCLEO-L4R5ZI"), [])
+    assert fw["kind"] == "firmware" and fw["qemu"] is None and "firmware/firmware.hex" in fw["flash_command"]
