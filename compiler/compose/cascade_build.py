@@ -210,7 +210,10 @@ class MicroCascade:
         out = summary(run.who, run.instructions, split.y_test, run.outputs, ref, "instructions", run.method, chosen,
                       costs)
         out["agreement_on_model_answering"] = round(float(np.mean(run.who == ref["who"])), 6)
-        out["ran_on"] = r.where + ("" if self._tmp is None else f" (built for {self.board.name}, the same objects)")
+        if self._tmp is not None:
+            out["ran_on"] = (f"{r.where} (the {self.plan.board} firmware's objects, linked for {self.board.name})")
+        else:
+            out["ran_on"] = r.where
         out["one_boot"] = True
         return out
 

@@ -159,3 +159,16 @@ def test_host_iree_cascade_validates_and_its_device_scripts_apply_the_policy(tmp
         assert r.returncode == 0, r.stderr
         assert f"answered by {('little', 'big')[who[i]]}" in r.stdout
         assert np.abs(np.load(tmp_path / f"o{i}" / "output_0.npy") - ref[i]).max() < 1e-4
+
+
+@pytest.mark.slow
+def test_a_board_qemu_cannot_run_gets_its_firmware_and_is_measured_on_the_same_objects(tmp_path):
+    c = edgecc.cascade("digits-little", "digits-big", target="cortex-m4", board="NUCLEO-L4R5ZI",
+                       output=tmp_path / "nucleo")
+    d = c.doc
+    assert d["memory"]["board"] == "NUCLEO-L4R5ZI" and d["deploy"]["qemu"] is None
+    assert "firmware/firmware.hex" in d["deploy"]["flash_command"]
+    assert "ORIGIN = 0x08000000" in (c.path / "firmware" / "firmware.ld").read_text()
+    assert d["validation"]["status"] == "passed"
+    assert d["measured"]["ran_on"].endswith("(the NUCLEO-L4R5ZI firmware's objects, linked for mps2-an386)")
+    assert d["measured"]["drop_vs_big_points"] <= 0.5 and d["measured"]["saving_vs_big_measured"] >= 0.5
