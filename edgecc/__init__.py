@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BudgetError", "Bundle", "BundleError", "EdgeccError", "ModelError", "TargetError", "ToolError",
-    "UnsupportedOpError", "ValidationError", "compile", "get_target", "list_targets", "split", "__version__",
+    "UnsupportedOpError", "ValidationError", "cascade", "compile", "get_target", "list_targets", "split", "__version__",
 ]
 
 
@@ -31,6 +31,9 @@ def __getattr__(name):
     if name == "compile":
         from edgecc.compiler.driver import compile
         return compile
+    if name == "cascade":
+        from edgecc.compiler.compose.cascade import cascade
+        return cascade
     if name == "split":
         from edgecc.compiler.compose.split import split
         return split

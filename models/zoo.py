@@ -66,7 +66,7 @@ def get_model(name: str) -> ModelSpec:
 
 
 def _load_all():
-    from edgecc.models import audio, digits, mobilenets, segmentation, transformer, vision  # noqa: F401
+    from edgecc.models import audio, digits, digits_pair, mobilenets, segmentation, transformer, vision  # noqa: F401
 
 
 def _calibrate_batchnorm(module, input_shapes, batches: int = 2, batch_size: int = 4):

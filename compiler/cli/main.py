@@ -6,9 +6,11 @@ from __future__ import annotations
 import signal
 import sys
 
+from edgecc.compiler.cli.cascade_command import cmd_cascade
 from edgecc.compiler.cli.commands import cmd_build, cmd_compile, cmd_models, cmd_run, cmd_targets, cmd_tune, cmd_verify
 from edgecc.compiler.cli.device_commands import cmd_bench, cmd_deploy, cmd_report, cmd_trtexec_report
 from edgecc.compiler.cli.parser import build_parser
+from edgecc.compiler.cli.search_command import cmd_search
 from edgecc.compiler.cli.split_command import cmd_split
 from edgecc.compiler.cli.squeeze_commands import cmd_profile
 from edgecc.errors import EdgeccError, first_line
@@ -59,4 +61,4 @@ def _stop_on(signum) -> None:
 COMMANDS = {"compile": cmd_compile, "build": cmd_build, "tune": cmd_tune, "targets": cmd_targets, "models": cmd_models,
             "verify": cmd_verify, "run": cmd_run, "bench": cmd_bench, "deploy": cmd_deploy, "report": cmd_report,
             "trtexec-report": cmd_trtexec_report, "split": cmd_split,
-            "profile": cmd_profile}
+            "profile": cmd_profile, "cascade": cmd_cascade, "search": cmd_search}

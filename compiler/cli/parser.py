@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import math
 
+from edgecc.compiler.cli.cascade_command import add_cascade_parser
+from edgecc.compiler.cli.search_command import add_search_parser
 from edgecc.compiler.cli.split_command import add_split_parser
 
 EPILOG = """exit codes: 0 ok, 1 error, 2 usage (a bad argument or value), 3 target/backend/option, 4 model,
@@ -111,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_deploy(sub)
     _add_report(sub)
     add_split_parser(sub, _shape)
+    add_cascade_parser(sub)
+    add_search_parser(sub)
     return p
 
 

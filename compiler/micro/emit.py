@@ -71,8 +71,11 @@ def _shape_comment(shape) -> str:
 def arena_lines(plan: ArenaPlan, what: str) -> list[str]:
     """The arena's C definition (in its own .bss section, for the linker map) and its layout as comments."""
     section = 'section(".bss.edgecc_arena")'
-    lines = ["", f"/* The arena: {what}. */",
-             f"static uint8_t arena[{max(plan.size, 16)}] __attribute__((aligned(16), {section}));"]
+    # -DEDGECC_SHARED_ARENA=name (a cascade's firmware): two models that never run at once share one arena
+    # that the firmware defines, sized for the larger (runtime/c/harness/cascade_main.c)
+    lines = ["", f"/* The arena: {what}. */", "#ifdef EDGECC_SHARED_ARENA",
+             "extern uint8_t EDGECC_SHARED_ARENA[];", "#define arena EDGECC_SHARED_ARENA", "#else",
+             f"static uint8_t arena[{max(plan.size, 16)}] __attribute__((aligned(16), {section}));", "#endif"]
     for b in sorted(plan.buffers, key=lambda b: plan.offsets[b.name]):
         lines.append(f"/*   {b.name:<10} @ {plan.offsets[b.name]:>7}  {b.size:>7} B  steps {b.first}..{b.last} */")
     return lines

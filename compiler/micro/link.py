@@ -108,10 +108,7 @@ def build_firmware(workdir: Path, target, board, kernel_files: list[str], opt: s
     rt = runtime_c_dir()
     objdir = workdir / "obj"
     objdir.mkdir(exist_ok=True)
-    includes = [f"-I{workdir}", f"-I{rt / 'include'}"] + [f"-I{d}" for d in tvm_include_dirs()]
-    cflags = cpu_flags(target) + [opt, "-std=gnu11", "-ffunction-sections", "-fdata-sections",
-                                  "-fno-common", "-Wall", "-Wno-unused-variable", "-Wno-unused-but-set-variable",
-                                  "-Wno-unused-function", *extra_flags] + includes
+    cflags = c_flags(cpu_flags(target) + [opt, *extra_flags], [workdir])
     gcc = "arm-none-eabi-gcc"
     calls: list[str] = []
 
@@ -130,11 +127,30 @@ def build_firmware(workdir: Path, target, board, kernel_files: list[str], opt: s
     lib.unlink(missing_ok=True)
     run_recorded(["arm-none-eabi-ar", "rcs", str(lib), *members], calls, cwd=workdir)
 
+    fw = link_elf(workdir, target, board, [str(objdir / (Path(n).stem + ".o")) for n, _ in fw_srcs] + [str(lib)],
+                  stack_bytes, calls)
+    shutil.rmtree(objdir)
+    fw.lib_members = [Path(m).name for m in members]
+    return fw
+
+
+def c_flags(flags: list[str], include_dirs: list[Path]) -> list[str]:
+    """gcc flags of every firmware source: the core's flags and -O level (`flags`), warnings, sections for
+    --gc-sections, and the include folders (`include_dirs`, runtime/c/include, TVM's headers)."""
+    includes = [f"-I{d}" for d in include_dirs] + [f"-I{runtime_c_dir() / 'include'}"]
+    return [*flags, "-std=gnu11", "-ffunction-sections", "-fdata-sections", "-fno-common", "-Wall",
+            "-Wno-unused-variable", "-Wno-unused-but-set-variable", "-Wno-unused-function",
+            *includes, *[f"-I{d}" for d in tvm_include_dirs()]]
+
+
+def link_elf(workdir: Path, target, board, objects: list[str], stack_bytes: int, calls: list[str]) -> Firmware:
+    """Link `objects` into workdir/firmware.elf (+ .bin, .hex) for the board, sizes from the ELF; an overflowing
+    region is a BudgetError saying how much the firmware needs."""
+    gcc = "arm-none-eabi-gcc"
     (workdir / "firmware.ld").write_text(linker_script(target, board, stack_bytes))
     argv = [gcc, *cpu_flags(target), "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs",
             "-Wl,--gc-sections", f"-Wl,-Map={workdir / 'firmware.map'}", f"-T{workdir / 'firmware.ld'}",
-            *[str(objdir / (Path(n).stem + ".o")) for n, _ in fw_srcs], str(lib), "-lm",
-            "-o", str(workdir / "firmware.elf")]
+            *objects, "-lm", "-o", str(workdir / "firmware.elf")]
     try:
         run_recorded(argv, calls, cwd=workdir)
     except ToolError as e:
@@ -148,10 +164,8 @@ def build_firmware(workdir: Path, target, board, kernel_files: list[str], opt: s
     for fmt, ext in (("binary", "bin"), ("ihex", "hex")):
         run_recorded(["arm-none-eabi-objcopy", "-O", fmt, str(workdir / "firmware.elf"),
                       str(workdir / f"firmware.{ext}")], calls, cwd=workdir)
-    shutil.rmtree(objdir)
-
     sections = elf_sections(workdir / "firmware.elf")
     flash = sum(v for k, v in sections.items() if k in FLASH_SECTIONS)
     ram = sum(v for k, v in sections.items() if k in RAM_SECTIONS)
     files = ["libmodel.a", "firmware.elf", "firmware.bin", "firmware.hex", "firmware.map", "firmware.ld"]
-    return Firmware(files, calls, sections, flash, ram, [Path(m).name for m in members])
+    return Firmware(files, calls, sections, flash, ram)

@@ -3,6 +3,7 @@
 from edgecc.runtime.runners.base import RemoteBench, Runner, RunnerBase, WallClockRunner
 from edgecc.runtime.runners.lavapipe import IreeToolRunner
 from edgecc.runtime.runners.local import IreeLocalRunner, LocalRunner, TvmLocalRunner
+from edgecc.runtime.runners.qemu_cascade import QemuCascadeRunner
 from edgecc.runtime.runners.qemu_system import QemuCortexMRunner
 from edgecc.runtime.runners.qemu_user import IreeQemuRunner, QemuUserRunner, TvmQemuRunner
 from edgecc.runtime.runners.registry import register_runner, runner_for
@@ -12,6 +13,7 @@ from edgecc.runtime.runners.tensorrt import OnnxRuntimeCheckRunner
 
 __all__ = [
     "IreeLocalRunner", "IreeQemuRunner", "IreeToolRunner", "LocalRunner", "OnnxRuntimeCheckRunner",
-    "QemuCortexMRunner", "QemuUserRunner", "RemoteBench", "RpcBench", "Runner", "RunnerBase", "SshBench",
+    "QemuCascadeRunner", "QemuCortexMRunner", "QemuUserRunner", "RemoteBench", "RpcBench", "Runner", "RunnerBase",
+    "SshBench",
     "TvmLocalRunner", "TvmQemuRunner", "WallClockRunner", "register_runner", "runner_for",
 ]
