@@ -9,8 +9,6 @@ torch; they are cached as a plain .npz (no pickle) under ~/.cache/edgecc, keyed 
 
 from __future__ import annotations
 
-import hashlib
-import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -56,12 +54,6 @@ class DigitsCNN(nn.Module):
         return self.fc(torch.flatten(self.features(x), 1))
 
 
-def _cache_path() -> Path:
-    key = hashlib.sha256(Path(__file__).read_bytes() + torch.__version__.encode()).hexdigest()[:16]
-    root = Path(os.environ.get("EDGECC_CACHE", Path.home() / ".cache" / "edgecc"))
-    return root / f"digits-cnn-{key}.npz"
-
-
 def train_digits_cnn(epochs: int = 40) -> DigitsCNN:
     """Train DigitsCNN on the training split, deterministically (seeded, one thread)."""
     data = load_digits_split()
@@ -86,21 +78,9 @@ def train_digits_cnn(epochs: int = 40) -> DigitsCNN:
 
 def trained_digits_cnn() -> DigitsCNN:
     """The trained model: from the cache when this file and torch are unchanged, else trained now (seconds)."""
-    path = _cache_path()
-    net = DigitsCNN()
-    if path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                net.load_state_dict({k: torch.from_numpy(f[k]) for k in f.files})
-            return net.eval()
-        except Exception:  # a damaged cache entry is retrained, not trusted
-            path.unlink(missing_ok=True)
-    net = train_digits_cnn()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-    np.savez(tmp, **{k: v.detach().numpy() for k, v in net.state_dict().items()})
-    os.replace(tmp, path)
-    return net
+    from edgecc.models.training import cached_trained, weights_key
+
+    return cached_trained("digits-cnn", weights_key(Path(__file__)), DigitsCNN, train_digits_cnn)
 
 
 def accuracy(predict, x: np.ndarray, y: np.ndarray) -> float:

@@ -3,8 +3,11 @@ policy in C, per-image answers and instruction counts for all 360 test images in
 PyTorch cascade; the same on the host with IREE; and the refusals: one line, nothing written."""
 
 import json
+import os
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -154,8 +157,10 @@ def test_host_iree_cascade_validates_and_its_device_scripts_apply_the_policy(tmp
     ref = np.load(c.path / "reference_outputs.npy")
     for i in (int(np.argmin(who)), int(np.argmax(who))):
         np.save(tmp_path / "in.npy", x[i:i + 1])
+        # as on a device with iree-base-runtime installed: its iree-run-module (this venv's) on PATH
+        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
         r = subprocess.run([str(c.path / "run.sh"), str(tmp_path / f"o{i}"), str(tmp_path / "in.npy")],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, env=env)
         assert r.returncode == 0, r.stderr
         assert f"answered by {('little', 'big')[who[i]]}" in r.stdout
         assert np.abs(np.load(tmp_path / f"o{i}" / "output_0.npy") - ref[i]).max() < 1e-4

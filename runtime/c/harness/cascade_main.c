@@ -25,32 +25,7 @@ static uint8_t input_buf[EDGECC_CASCADE_INPUT_BYTES] __attribute__((aligned(16))
 static float little_out[EDGECC_CASCADE_CLASSES] __attribute__((aligned(16)));
 static float big_out[EDGECC_CASCADE_CLASSES] __attribute__((aligned(16)));
 
-#define SYS_GET_CMDLINE 0x15
-static char cmdline[256];
 static char* argv_[8];
-
-static int get_args(void) {
-  uint32_t block[2] = {(uint32_t)cmdline, sizeof(cmdline) - 1};
-  register int r0 __asm__("r0") = SYS_GET_CMDLINE;
-  register void* r1 __asm__("r1") = block;
-  __asm__ volatile("bkpt 0xAB" : "+r"(r0) : "r"(r1) : "memory");
-  if (r0 != 0) return 0;
-  int argc = 0;
-  char* p = cmdline;
-  while (*p && argc < 8) {
-    while (*p == ' ') *p++ = 0;
-    if (!*p) break;
-    argv_[argc++] = p;
-    while (*p && *p != ' ') p++;
-  }
-  return argc;
-}
-
-static uint32_t parse_uint(const char* s) {
-  uint32_t v = 0;
-  while (*s >= '0' && *s <= '9') v = v * 10u + (uint32_t)(*s++ - '0');
-  return v;
-}
 
 static int is_dash(const char* s) { return s[0] == '-' && s[1] == 0; }
 
@@ -83,10 +58,10 @@ static const float* cascade_run(int mode, int* big, float* score, int* rc) {
 }
 
 int main(void) {
-  int argc = get_args();
+  int argc = edgecc_sh_args(argv_, 8);
   const char* in_path = argc > 1 ? argv_[1] : "-";
   const char* out_path = argc > 2 ? argv_[2] : "-";
-  uint32_t count = argc > 3 ? parse_uint(argv_[3]) : 1;
+  uint32_t count = argc > 3 ? edgecc_parse_uint(argv_[3]) : 1;
   if (count == 0) count = 1;
   const char* m = argc > 4 ? argv_[4] : "cascade";
   int mode = m[0] == 'l' ? LITTLE_ONLY : m[0] == 'b' ? BIG_ONLY : CASCADE;

@@ -48,32 +48,7 @@ static void profile_report(uint64_t t0) {
 }
 #endif
 
-#define SYS_GET_CMDLINE 0x15
-static char cmdline[256];
 static char* argv_[8];
-
-static int get_args(void) {
-  uint32_t block[2] = {(uint32_t)cmdline, sizeof(cmdline) - 1};
-  register int r0 __asm__("r0") = SYS_GET_CMDLINE;
-  register void* r1 __asm__("r1") = block;
-  __asm__ volatile("bkpt 0xAB" : "+r"(r0) : "r"(r1) : "memory");
-  if (r0 != 0) return 0;
-  int argc = 0;
-  char* p = cmdline;
-  while (*p && argc < 8) {
-    while (*p == ' ') *p++ = 0;
-    if (!*p) break;
-    argv_[argc++] = p;
-    while (*p && *p != ' ') p++;
-  }
-  return argc;
-}
-
-static uint32_t parse_uint(const char* s) {
-  uint32_t v = 0;
-  while (*s >= '0' && *s <= '9') v = v * 10u + (uint32_t)(*s++ - '0');
-  return v;
-}
 
 static int is_dash(const char* s) { return s[0] == '-' && s[1] == 0; }
 
@@ -142,14 +117,14 @@ static int run_samples(const char* in_path, const char* out_path, uint32_t count
 }
 
 int main(void) {
-  int argc = get_args();
+  int argc = edgecc_sh_args(argv_, 8);
   int first = 1; /* argv[0] is the program name */
   const char* in_path = argc > first ? argv_[first] : "-";
   const char* out_path = argc > first + 1 ? argv_[first + 1] : "-";
-  uint32_t warmup = argc > first + 2 ? parse_uint(argv_[first + 2]) : 0;
-  uint32_t iters = argc > first + 3 ? parse_uint(argv_[first + 3]) : 1;
+  uint32_t warmup = argc > first + 2 ? edgecc_parse_uint(argv_[first + 2]) : 0;
+  uint32_t iters = argc > first + 3 ? edgecc_parse_uint(argv_[first + 3]) : 1;
   if (iters == 0) iters = 1;
-  uint32_t count = argc > first + 4 ? parse_uint(argv_[first + 4]) : 1;
+  uint32_t count = argc > first + 4 ? edgecc_parse_uint(argv_[first + 4]) : 1;
   if (count > 1) return run_samples(in_path, out_path, count);
 
   if (is_dash(in_path)) {

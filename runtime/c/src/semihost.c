@@ -4,7 +4,7 @@
 
 enum {
   SYS_OPEN = 0x01, SYS_CLOSE = 0x02, SYS_WRITE0 = 0x04, SYS_WRITE = 0x05, SYS_READ = 0x06,
-  SYS_FLEN = 0x0C, SYS_EXIT = 0x18, SYS_EXIT_EXTENDED = 0x20,
+  SYS_FLEN = 0x0C, SYS_GET_CMDLINE = 0x15, SYS_EXIT = 0x18, SYS_EXIT_EXTENDED = 0x20,
 };
 #define ADP_Stopped_ApplicationExit 0x20026u
 
@@ -93,4 +93,25 @@ void edgecc_exit(int code) {
   semihost_call(SYS_EXIT_EXTENDED, block);
   semihost_call(SYS_EXIT, (void*)(code == 0 ? ADP_Stopped_ApplicationExit : 0x20023u));
   for (;;) __asm__ volatile("wfi");
+}
+
+int edgecc_sh_args(char** argv, int max_args) {
+  static char cmdline[256];
+  uint32_t block[2] = {(uint32_t)cmdline, sizeof(cmdline) - 1};
+  if (semihost_call(SYS_GET_CMDLINE, block) != 0) return 0;
+  int argc = 0;
+  char* p = cmdline;
+  while (*p && argc < max_args) {
+    while (*p == ' ') *p++ = 0;
+    if (!*p) break;
+    argv[argc++] = p;
+    while (*p && *p != ' ') p++;
+  }
+  return argc;
+}
+
+uint32_t edgecc_parse_uint(const char* s) {
+  uint32_t v = 0;
+  while (*s >= '0' && *s <= '9') v = v * 10u + (uint32_t)(*s++ - '0');
+  return v;
 }

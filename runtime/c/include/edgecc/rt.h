@@ -25,6 +25,8 @@ int edgecc_sh_read(int handle, void* buf, size_t n);   /* returns bytes NOT read
 int edgecc_sh_write_file(int handle, const void* buf, size_t n);
 int edgecc_sh_flen(int handle);
 int edgecc_sh_close(int handle);
+int edgecc_sh_args(char** argv, int max_args);         /* the command line, split at spaces (in place); argc */
+uint32_t edgecc_parse_uint(const char* s);              /* leading decimal digits; 0 when none */
 void edgecc_exit(int code) __attribute__((noreturn)); /* ends the QEMU run with this exit code */
 
 /* ---- timing (SysTick, processor clock) ---- */
