@@ -61,7 +61,6 @@ def compile(model, example_inputs=None, target: str = "host", backend: str | Non
 
         log(f"quantizing {loaded.name} to {quantize} (calibration: {calibration})")
         loaded = quantize_model(loaded, quantize, calibration)
-        tolerance = {**loaded.tolerance(), **(tolerance or {})}
     elif precision != "fp32":
         tolerance = {**PRECISION_TOLERANCE[precision], **(tolerance or {})}
     if stages:
@@ -69,8 +68,10 @@ def compile(model, example_inputs=None, target: str = "host", backend: str | Non
 
         squeezed = run_squeeze(loaded, *stages, log=log)
         loaded = squeezed.model
-        if getattr(loaded, "qgraph", None) is not None:
-            tolerance = {**loaded.tolerance(), **(tolerance or {})}
+    if getattr(loaded, "qgraph", None) is not None:
+        # a backend computing in integers is held to the integer reference, bit for bit
+        loaded.integer_reference = getattr(be, "INT8_ARITHMETIC", "") == "integer"
+        tolerance = {**loaded.tolerance(), **(tolerance or {})}
     samples = _validation_samples(loaded, validate_with, validate_samples) if validate else None
     if precision != "fp32" and getattr(be, "PRECISION_AT_SOURCE", False):
         _demote(loaded, precision)

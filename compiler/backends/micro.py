@@ -82,6 +82,7 @@ def _framed(artifact: Artifact, frame_flags: list[str]) -> Artifact:
 
 @register_backend("micro")
 class MicroBackend:
+    INT8_ARITHMETIC = "integer"  # --quantize int8: edgecc's int8 C kernels, bit-exact with run_int8
     PRECISIONS = {"fp32": "f32 kernels"}
     PRECISION_REFUSED = "the micro backend compiles fp32 or int8 kernels (--quantize int8), not fp16/bf16"
     OPTIONS = {"codegen": "c (default) or llvm", "opt": "gcc optimisation level: -O0 -O1 -O2 -O3 -Os -Oz",
