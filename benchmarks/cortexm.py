@@ -95,7 +95,7 @@ def markdown(rows: list[dict]) -> str:
     out.append("Instructions are QEMU `-icount shift=0` counts of one inference (min of the samples; they are "
                "deterministic), not cycles or time. Flash = text + rodata + .data image; RAM = .data + .bss "
                "(arena, harness I/O buffers) + 8 KB stack, read from the ELF. fp32 rows are checked against PyTorch, "
-               "int8 rows against the int8 QDQ PyTorch reference (within 4 output quantization steps).")
+               "int8 rows bit for bit against the numpy int8 reference (TFLite arithmetic, run_int8).")
     return "\n".join(out)
 
 
