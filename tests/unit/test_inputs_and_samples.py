@@ -156,3 +156,14 @@ def test_targets_refuse_precisions_they_cannot_do():
         get_target("orangepi5-cpu").check_precision("bf16")
     with pytest.raises(TargetError, match="unknown precision 'fp8'"):
         get_target("host").check_precision("fp8")
+
+
+def test_tied_reference_rows_name_no_top1():
+    ref = [[np.array([[1.0, 1.0, 0.0], [0.0, 2.0, 1.0]], np.float32)]]
+    out = [[np.array([[0.9, 1.0, 0.0], [0.0, 2.0, 1.0]], np.float32)]]  # row 0: a tie in the reference
+    r = compare_samples(out, ref, "onnxruntime", True, {"atol": 0.2, "rtol": 0.0})
+    assert r["passed"] and r["top1_agreement"] == 1.0 and r["top1_undecided_rows"] == 1
+    ref = [[np.array([[0.0, 2.0, 1.5]], np.float32)]]  # margin 0.5 > tolerance 0.3: a decided top-1
+    flipped = [[np.array([[0.0, 1.75, 1.76]], np.float32)]]  # within tolerance everywhere, top-1 swapped
+    r = compare_samples(flipped, ref, "onnxruntime", True, {"atol": 0.3, "rtol": 0.0})
+    assert not r["passed"] and r["within_tolerance"] == 1.0 and r["top1_agreement"] == 0.0
