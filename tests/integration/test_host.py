@@ -10,7 +10,7 @@ from tests.conftest import DATA, edgecc_cli
 
 BACKENDS = ["iree", "tvm"]
 ZOO = [
-    pytest.param("cifar-cnn"), pytest.param("ds-cnn"), pytest.param("mobilenetv2"),
+    pytest.param("cifar-cnn"), pytest.param("ds-cnn"), pytest.param("mobilenetv2", marks=pytest.mark.slow),
     pytest.param("resnet18", marks=pytest.mark.slow), pytest.param("resnet50", marks=pytest.mark.slow),
 ]
 

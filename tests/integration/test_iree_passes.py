@@ -3,6 +3,8 @@ with the real iree-compile and give PyTorch's numbers; bad option values fail in
 
 import json
 
+import pytest
+
 from tests.conftest import DATA, edgecc_cli
 
 
@@ -23,6 +25,7 @@ def test_bad_option_value(tmp_path):
     assert p.returncode != 0 and "nhwc_rewrite=maybe" in p.stderr and not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow
 def test_space_to_depth_compiles_and_matches_pytorch(tmp_path):
     """7x7/2 on RGB and 5x5/3 on one channel, odd image sizes (input padded and sliced), with conv data tiling on;
     a wrong phase order fails this (checked by mutating the filter permutation)."""
@@ -55,6 +58,7 @@ def test_conv_data_tiling_auto_and_bad_values(tmp_path):
         assert len(p.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_channels_last_graph_compiles_and_matches_pytorch(tmp_path):
     """MobileNetV2's last stage: 1x1 convolutions as matmuls (the 960-long one data-tiled with ukernels), BatchNorm
     folded, the depthwise conv NHWC; and the same model with the graph rewrite off."""
@@ -86,6 +90,7 @@ def test_matmul_vector_n_bad_value(tmp_path):
         assert len(p.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_direct_convs_compile_and_match_pytorch(tmp_path):
     """With data tiling on, the few-channel convolutions stay direct (hints on the others); with it off, the direct
     convolutions get the wide vector tile (resnet8's 32- and 64-channel convs), built from the rewritten tile

@@ -33,6 +33,7 @@ def farm(tmp_path_factory):
     f.stop()
 
 
+@pytest.mark.slow  # ~140 s of MetaSchedule workers and RPC sessions (make test-all)
 def test_tune_over_rpc_then_compile_applies_records(farm, tmp_path):
     db = tmp_path / "db"
     p = edgecc_cli("tune", TINY, "--target", "host", "--device", farm.url, "--trials", "4", "--database", db)
@@ -89,6 +90,7 @@ def test_device_that_is_not_an_rpc_url_is_refused(tmp_path, device, code, words)
     assert not (tmp_path / "db").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("aarch64-linux-gnu-g++") is None, reason="needs g++-aarch64-linux-gnu")
 def test_cross_builder_exports_an_aarch64_shared_object(tmp_path):
     """The builder `--device` uses for a cross target (orangepi5-cpu): MetaSchedule's LocalBuilder, in its own
