@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from operator import attrgetter
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +127,19 @@ def compare(ref: dict, outputs: np.ndarray, who: np.ndarray, where: str) -> dict
                                       {"note": f"only the {branches[0]} branch is taken at this threshold"})}
 
 
+def _validate(deployable, lm, bm, split, threshold, answers) -> dict:
+    """The deployable's answers on reference inputs that exercise both branches, against the PyTorch cascade's;
+    `answers(runner, x)` -> (outputs, which model answered)."""
+    x, ref = reference_inputs(lm, bm, split, deployable.plan.policy, threshold)
+    _save_reference(deployable.tmp, x, ref)
+    try:
+        r = deployable.runner()
+    except CannotRunHere as e:
+        return {"status": f"not run: {e}"}
+    outs, who = answers(r, x)
+    return compare(ref, outs, who, r.where)
+
+
 def _save_reference(tmp: Path, x, ref) -> None:
     np.save(tmp / "reference_inputs.npy", x)
     np.save(tmp / "reference_outputs.npy", ref["outputs"].astype(np.float32))
@@ -192,14 +206,7 @@ class MicroCascade:
                 "status": "ok"}
 
     def validate(self, lm, bm, split, threshold) -> dict:
-        x, ref = reference_inputs(lm, bm, split, self.plan.policy, threshold)
-        _save_reference(self.tmp, x, ref)
-        try:
-            r = self.runner()
-        except CannotRunHere as e:
-            return {"status": f"not run: {e}"}
-        run = r.run_many(x)
-        return compare(ref, run.outputs, run.who, r.where)
+        return _validate(self, lm, bm, split, threshold, lambda r, x: attrgetter("outputs", "who")(r.run_many(x)))
 
     def measure(self, split, ref, costs, chosen) -> dict:
         try:
@@ -265,14 +272,7 @@ class HostCascade:
                 "status": "ok"}
 
     def validate(self, lm, bm, split, threshold) -> dict:
-        x, ref = reference_inputs(lm, bm, split, self.plan.policy, threshold)
-        _save_reference(self.tmp, x, ref)
-        try:
-            r = self.runner()
-        except CannotRunHere as e:
-            return {"status": f"not run: {e}"}
-        outs, who, _ = r.run_many(x)
-        return compare(ref, outs, who, r.where)
+        return _validate(self, lm, bm, split, threshold, lambda r, x: r.run_many(x)[:2])
 
     def measure(self, split, ref, costs, chosen) -> dict:
         try:
