@@ -59,7 +59,7 @@ class LoweredModel:
     outputs: list[str]
     relax_text: str = ""
     copies: dict[str, str] = field(default_factory=dict)  # output tensor -> the tensor it is a copy of
-    passes: list[str] = field(default_factory=lambda: list(RELAX_PASSES))
+    passes: list[str] = field(default_factory=lambda: ["fold_batchnorm", *RELAX_PASSES])
 
     def root(self, name: str) -> str:
         """The tensor that owns `name`'s memory (views alias their source)."""
@@ -85,9 +85,11 @@ def lower_to_tir(mod, name: str = "model", schedule: bool = True) -> LoweredMode
     import tvm
     from tvm import relax
 
+    from edgecc.compiler.backends.tvm.fold_batchnorm import fold_batchnorm
     from edgecc.compiler.micro.schedule import schedule_for_mcu
 
-    mod = tvm.transform.Sequential([getattr(relax.transform, p)() for p in RELAX_PASSES])(mod)
+    # BatchNorm folded into the weights first: otherwise every conv epilogue keeps a per-element divide.
+    mod = tvm.transform.Sequential([getattr(relax.transform, p)() for p in RELAX_PASSES])(fold_batchnorm(mod))
     main = mod["main"]
 
     kernels = {}

@@ -121,7 +121,8 @@ def _capture(name):
 
 
 @pytest.mark.parametrize("name,kinds", [("resnet8", {"conv", "add", "avgpool", "flatten", "dense"}),
-                                        ("ds-cnn", {"conv", "avgpool", "flatten", "dense"})])
+                                        ("ds-cnn", {"conv", "avgpool", "flatten", "dense"}),
+                                        ("toyadmos-ae", {"dense"})])
 def test_capture_folds_batchnorm_and_fuses_relu(name, kinds):
     from edgecc.compiler.squeeze.quant import run_float
 
@@ -133,6 +134,15 @@ def test_capture_folds_batchnorm_and_fuses_relu(name, kinds):
         want = module(x)
     got = run_float(g, x)[g.output]
     assert torch.allclose(got, want, atol=1e-4, rtol=1e-4)
+
+
+def test_capture_refuses_a_batchnorm_it_cannot_fold():
+    from edgecc.compiler.squeeze.quant import capture_graph
+    from edgecc.errors import UnsupportedOpError
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.BatchNorm1d(4 * 6 * 6)).eval()
+    with pytest.raises(UnsupportedOpError, match="batchnorm1d after flatten"):
+        capture_graph(net, torch.randn(1, 3, 8, 8))
 
 
 def test_int8_reference_and_qdq_reference_agree_and_keep_digits_accuracy():

@@ -155,7 +155,7 @@ class _Capture:
 
         if isinstance(m, nn.Conv2d):
             self.conv(node, m, x)
-        elif isinstance(m, nn.BatchNorm2d):
+        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
             self.fold_batchnorm(node, m, x)
         elif isinstance(m, nn.ReLU):
             self.as_relu(node, x)
@@ -186,11 +186,15 @@ class _Capture:
 
     def fold_batchnorm(self, node, m, x) -> None:
         op, src = self.fuse_into_producer(x, "batchnorm")
-        if op.kind != "conv":
-            raise UnsupportedOpError("batchnorm", "int8 quantization", detail="not after a conv")
-        g = (m.weight.detach().numpy() / np.sqrt(m.running_var.numpy() + m.eps)).astype(np.float64)
-        op.weight = op.weight * g[:, None, None, None]
-        op.bias = (op.bias - m.running_mean.numpy()) * g + m.bias.detach().numpy()
+        if (op.kind, m.__class__.__name__) not in (("conv", "BatchNorm2d"), ("dense", "BatchNorm1d")) or \
+                m.running_var is None or len(_shape(x)) != op.weight.ndim:
+            raise UnsupportedOpError(f"{m.__class__.__name__.lower()} after {op.kind}", "int8 quantization",
+                                     detail="BatchNorm2d after a conv or BatchNorm1d after a linear only")
+        gamma = m.weight.detach().numpy() if m.weight is not None else np.ones(m.num_features)  # affine=False
+        beta = m.bias.detach().numpy() if m.bias is not None else np.zeros(m.num_features)
+        g = (gamma / np.sqrt(m.running_var.numpy() + m.eps)).astype(np.float64)
+        op.weight = op.weight * g.reshape(-1, *[1] * (op.weight.ndim - 1))  # one scale per output channel
+        op.bias = (op.bias - m.running_mean.numpy()) * g + beta
         self.name_of[node.name] = src
 
     def call_function(self, node) -> bool:

@@ -1,0 +1,45 @@
+"""Linear → BatchNorm1d → ReLU (the MLPerf Tiny anomaly detector's block) through the int8 micro path: the
+BatchNorm is folded into the dense weights at capture, and the firmware in qemu-system-arm is bit-exact with the
+numpy TFLite-arithmetic reference (run_int8)."""
+
+import numpy as np
+import torch
+
+import edgecc
+from edgecc.compiler.squeeze.quant import calibrate, capture_graph, quantize_graph, run_int8
+from tests.conftest import require_cortex_m_tools
+
+require_cortex_m_tools()
+
+
+def _mlp():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(40, 24), torch.nn.BatchNorm1d(24), torch.nn.ReLU(),
+                              torch.nn.Linear(24, 24), torch.nn.BatchNorm1d(24), torch.nn.ReLU(),
+                              torch.nn.Linear(24, 40))
+    for m in net:
+        if isinstance(m, torch.nn.BatchNorm1d):  # statistics far from (0, 1), so an unfolded BN would show
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.2, 3)
+            m.weight.data.uniform_(0.5, 2)
+            m.bias.data.uniform_(-0.5, 0.5)
+    return net.eval()
+
+
+def test_dense_batchnorm1d_int8_is_bit_exact_on_cortex_m4(tmp_path):
+    net = _mlp()
+    gen = torch.Generator().manual_seed(1)
+    cal, x = torch.randn(32, 40, generator=gen).numpy(), torch.randn(6, 40, generator=gen).numpy()
+    (tmp_path / "cal").mkdir()
+    np.save(tmp_path / "cal" / "samples.npy", cal)
+    bundle = edgecc.compile(net, (torch.from_numpy(x[:1]),), target="cortex-m4", backend="micro",
+                            output=tmp_path / "b", quantize="int8", calibration=str(tmp_path / "cal"))
+    g = capture_graph(net, torch.from_numpy(x[:1]))
+    assert [op.kind for op in g.ops] == ["dense", "dense", "dense"] and g.ops[0].relu
+    quantize_graph(g, calibrate(g, cal))
+    got = bundle.runner().run_many(x)
+    want = np.concatenate([run_int8(g, x[i:i + 1]) for i in range(len(x))])
+    assert np.array_equal(got.reshape(want.shape), want), np.abs(got.reshape(want.shape) - want).max()
+    with torch.no_grad():  # and the int8 model still tracks the float one
+        ref = net(torch.from_numpy(x)).numpy()
+    assert np.abs(want - ref).max() < 0.1 * np.abs(ref).max()
