@@ -23,11 +23,15 @@ DEFAULT_STAGES = {"mobilenetv2-mcu": [0, 6, 10, 13], "resnet8": [0, 4, 8], "vww-
 
 def measure(model: str, target: str, n: int, grid: str | None, root: Path, iters: int) -> dict:
     import edgecc
+    from edgecc.errors import BudgetError
 
     options = {"patch_stages": n, **({"patch_grid": grid} if grid else {})} if n else {}
-    bundle = edgecc.compile(model, target=target, backend="micro", quantize="int8",
-                            calibration=_calibration(model, root), options=options,
-                            output=root / f"{model}-{target}-p{n}{grid or ''}")
+    try:
+        bundle = edgecc.compile(model, target=target, backend="micro", quantize="int8",
+                                calibration=_calibration(model, root), options=options,
+                                output=root / f"{model}-{target}-p{n}{grid or ''}")
+    except BudgetError as e:  # the unpatched model may not fit the board: that is a result too
+        return {"model": model, "target": target, "patch_stages": n, "grid": None, "does_not_fit": str(e)}
     mem = bundle.manifest["artifact"]["info"]["memory"]
     patch = mem.get("patch", {})
     timing = bundle.runner().time(bundle.reference_inputs(), warmup=0, iters=iters)
@@ -66,6 +70,10 @@ def markdown(rows: list[dict]) -> str:
            "|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         grid = f" ({r['grid'][0]}x{r['grid'][1]})" if r["grid"] else ""
+        if "does_not_fit" in r:
+            out.append(f"| {r['model']} | {r['target']} | {r['patch_stages'] or 'off'} | does not fit: "
+                       f"{r['does_not_fit']} | | | | | | |")
+            continue
         out.append(f"| {r['model']} | {r['target']} | {r['patch_stages'] or 'off'}{grid} | {kb(r['arena_bytes'])} | "
                    f"{r['unpatched_arena_bytes'] / r['arena_bytes']:.2f}x | "
                    f"{r['tensor_level_lower_bound_bytes'] / r['arena_bytes']:.2f}x | "
@@ -97,8 +105,9 @@ def main(argv=None) -> int:
             for target in a.targets:
                 for n in a.stages or DEFAULT_STAGES.get(model, [0]):
                     rows.append(measure(model, target, n, a.grid, root, a.iters))
-                    print(f"{model} {target} patch_stages={n}: arena {rows[-1]['arena_bytes']:,} B, "
-                          f"{rows[-1]['instructions']:,} instructions", file=sys.stderr)
+                    r = rows[-1]
+                    print(f"{model} {target} patch_stages={n}: " + (r.get("does_not_fit") or
+                          f"arena {r['arena_bytes']:,} B, {r['instructions']:,} instructions"), file=sys.stderr)
     if a.json:
         a.json.write_text(json.dumps(rows, indent=1))
     print(markdown(rows))

@@ -12,9 +12,9 @@ region was clipped; 0 or negative inside, where the patch holds at least what th
 the kernel then sees exactly the padding of the full-size run, so the result is bit-exact with it.
 
     stage_ops(g, n)              validate N: the first N ops, all tileable, only the last one's output read later
-    plan_stage(g, n, grid)       -> PatchStage: tiles, per-tile regions of every tensor, buffer sizes, MACs
-    choose_grid(g, n, ...)       the grid with the smallest arena (then the fewest recomputed MACs)
-    (patch_emit.py turns a PatchStage into the C tile loop and the Int8Program that calls it)
+    valid_stage_counts(g)        every N that passes (the error messages list them)
+    plan_stage(g, n, grid, chw)  -> PatchStage: tiles, per-tile regions of every tensor, patch sizes, MACs
+    (patch_emit.py chooses the grid, turns a PatchStage into the C tile loop and the Int8Program that calls it)
 """
 
 from __future__ import annotations
