@@ -107,3 +107,53 @@ class MobileNetV1(nn.Module):
                 tags=("tiny", "mlperf-tiny"))
 def vww_mobilenetv1():
     return MobileNetV1()
+
+
+class InvertedResidualV2(nn.Module):
+    """MobileNetV2's block (1x1 expand, 3x3 depthwise, 1x1 linear projection, identity shortcut at stride 1)."""
+
+    def __init__(self, cin, cout, stride, expand, act=nn.ReLU):
+        super().__init__()
+        hidden = cin * expand
+        layers = [] if expand == 1 else [conv_bn(cin, hidden, 1, act=act)]
+        layers += [conv_bn(hidden, hidden, 3, stride, groups=hidden, act=act), conv_bn(hidden, cout, 1, act=None)]
+        self.conv = nn.Sequential(*layers)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x):
+        return x + self.conv(x) if self.residual else self.conv(x)
+
+
+class MobileNetV2Mcu(nn.Module):
+    """MobileNetV2 at width `alpha` for microcontrollers, as MCUNet / MCUNetV2 benchmark it: torchvision's block
+    settings, channels rounded to multiples of 8, ReLU instead of ReLU6 (int8 quantization here fuses ReLU, and
+    a calibrated int8 ReLU6 is a clamp of the same kind). `blocks` truncates the network (tests)."""
+
+    SETTINGS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+                (6, 160, 3, 2), (6, 320, 1, 1)]
+
+    def __init__(self, alpha=0.35, num_classes=10, blocks=None, last_channel=1280):
+        super().__init__()
+        widths = [make_divisible(32 * alpha)]
+        layers = [conv_bn(3, widths[0], 3, 2)]
+        for t, c, n, s in self.SETTINGS:
+            for i in range(n):
+                widths.append(make_divisible(c * alpha))
+                layers.append(InvertedResidualV2(widths[-2], widths[-1], s if i == 0 else 1, t))
+        if blocks is None:
+            layers.append(conv_bn(widths[-1], last_channel, 1))
+            widths.append(last_channel)
+        else:
+            layers, widths = layers[:1 + blocks], widths[:1 + blocks]
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(widths[-1], num_classes)
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(self.features(x), 1), 1))
+
+
+@register_model("mobilenetv2-mcu", [(1, 3, 144, 144)],
+                "MobileNetV2 0.35 at 144x144, 10 classes (MCUNet's MCU-sized MobileNetV2; ReLU for int8)",
+                tags=("tiny",))
+def mobilenetv2_mcu():
+    return MobileNetV2Mcu()

@@ -8,7 +8,8 @@
     QemuCortexMRunner (runtime/runners/qemu_system.py)  runs it in qemu-system-arm; cost in QEMU instructions
 
 Options (target `[backends.micro] options`, overridable per compile): codegen "c" | "llvm", opt (gcc -O level),
-stack_kb, schedule (False: legalized kernels as TVM emits them, for comparison).
+stack_kb, schedule (False: legalized kernels as TVM emits them, for comparison); with --quantize int8 also
+patch_stages=N [patch_grid=RxC]: the first N ops run patch by patch to cut peak RAM (micro/patch.py).
 
 Default codegen, measured (benchmarks/cortexm.py, QEMU instructions per inference, sum over cifar-cnn + resnet8 +
 ds-cnn): C with gcc -O3 on every core (M4 124.8M vs LLVM 177.6M; M7 125.3M vs 145.0M; M55 123.2M vs LLVM+MVE
@@ -87,7 +88,9 @@ class MicroBackend:
     PRECISION_REFUSED = "the micro backend compiles fp32 or int8 kernels (--quantize int8), not fp16/bf16"
     OPTIONS = {"codegen": "c (default) or llvm", "opt": "gcc optimisation level: -O0 -O1 -O2 -O3 -Os -Oz",
                "schedule": "1/0: edgecc's TIR schedules (0: TVM's defaults)", "stack_kb": "stack size in KiB, >= 1",
-               "frames": "off (default) | file | uart: the harness sends outputs as tensor frames (split fronts)"}
+               "frames": "off (default) | file | uart: the harness sends outputs as tensor frames (split fronts)",
+               "patch_stages": "int8: run the first N ops patch by patch (MCUNetV2) to cut peak RAM",
+               "patch_grid": "with patch_stages: R or RxC tiles of op N's output (default: smallest arena)"}
     TAKES_FLAGS = True  # arm-none-eabi-gcc flags
 
 
@@ -105,6 +108,8 @@ class MicroBackend:
         cfg = target.backend("micro")
         opts = {**cfg.options, **options.options}
         codegen, schedule, stack_bytes = _checked_options(opts)
+        if getattr(model, "qgraph", None) is None and ("patch_stages" in opts or "patch_grid" in opts):
+            raise TargetError("--option patch_stages runs edgecc's int8 kernels patch by patch: add --quantize int8")
         board = target.board(options.board or None)
         frame_flags = _frame_flags(opts)
         if frame_flags:  # the harness's framing is a compile-time switch of runtime/c/harness/main.c

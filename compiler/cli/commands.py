@@ -43,6 +43,13 @@ def cmd_compile(args) -> int:
     else:
         size = f"{m.files[m.artifact.entry].size / 1024:.0f} KiB"
     print(f"{bundle.path}  ({m.artifact.entry}, {size}, compiled in {m.compile['seconds']:.1f}s; {check})")
+    patch = mem.extra.get("patch") if mem else None
+    if patch:  # --option patch_stages: what the patches saved and what they recompute
+        print(f"patch_stages={patch['patch_stages']} ({patch['tiles']} tiles): arena "
+              f"{patch['arena_bytes'] / 1024:.1f} KiB, unpatched {patch['arena_bytes_unpatched'] / 1024:.1f} KiB "
+              f"({patch['ratio_vs_unpatched_arena']:.2f}x; tensor-level lower bound "
+              f"{patch['tensor_level_lower_bound_bytes'] / 1024:.1f} KiB); recomputed MACs "
+              f"+{patch['recomputed_macs_pct_of_model']:.1f}% of the model's")
     q = m.extra.get("quantization")
     if q:
         a = q["accuracy"]

@@ -39,6 +39,7 @@ class Int8Program:
     steps: list[Int8Step] = field(default_factory=list)
     consts: list[tuple[str, str, np.ndarray]] = field(default_factory=list)  # (C type, name, values)
     alias: dict[str, str] = field(default_factory=dict)  # flatten views -> source tensor
+    functions: list[str] = field(default_factory=list)  # generated C functions the steps call (patch_emit.py)
 
     def root(self, n: str) -> str:
         while n in self.alias:
@@ -226,6 +227,7 @@ def emit_int8_c(prog: Int8Program, plan: ArenaPlan, header_note: str) -> tuple[s
         else:
             c.append(f"static const {ctype} {name}[{max(1, value.size)}] __attribute__((aligned(4))) = "
                      f"{{{_c_values(np.asarray(value))}}};")
+    c += prog.functions
     c += arena_lines(plan, "int8 NHWC activations and kernel scratch, placed by liveness")
     c += ["", f"int {p}_run(void* const inputs[], void* const outputs[]) {{"]
     for i, s in enumerate(prog.steps):

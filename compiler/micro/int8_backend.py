@@ -14,9 +14,13 @@ def compile_int8(model, target, board, workdir: Path, opts: dict, options, stack
     from edgecc.compiler.micro.firmware import board_info, check_budget, memory_info, tensor_io
     from edgecc.compiler.micro.int8 import KERNEL_SOURCE, HeaderView, emit_int8_c, plan_int8
     from edgecc.compiler.micro.link import build_firmware, cpu_flags, runtime_c_dir
+    from edgecc.compiler.micro.patch_emit import PATCH_SOURCE, patch_options, patched_int8
     from edgecc.compiler.micro.plan import check_plan, plan_arena
 
     prog = plan_int8(model.qgraph, model.name)
+    patch = patch_options(opts)
+    if patch:  # --option patch_stages=N [patch_grid=RxC]: the first N ops tile by tile (patch.py)
+        prog, patch_report = patched_int8(prog, *patch)
     plan = plan_arena(prog.buffers())
     check_plan(plan)
     view = HeaderView(prog)
@@ -32,11 +36,13 @@ def compile_int8(model, target, board, workdir: Path, opts: dict, options, stack
     (workdir / "model.h").write_text(model_h)
     (workdir / "harness_data.c").write_text(emit_reference_input(model.example_inputs))
     (workdir / "memory_plan.json").write_text(json.dumps(plan.to_dict(), indent=1))
-    shutil.copyfile(runtime_c_dir() / KERNEL_SOURCE, workdir / "int8_kernels.c")
+    sources = [KERNEL_SOURCE] + ([PATCH_SOURCE] if patch else [])
+    for src in sources:
+        shutil.copyfile(runtime_c_dir() / src, workdir / Path(src).name)
     opt = opts.get("opt", "-O2")
-    fw = build_firmware(workdir, target, board, ["int8_kernels.c"], opt=opt, stack_bytes=stack_bytes,
+    fw = build_firmware(workdir, target, board, [Path(s).name for s in sources], opt=opt, stack_bytes=stack_bytes,
                         extra_flags=tuple(options.extra_flags))
-    files = ["model.c", "model.h", "harness_data.c", "memory_plan.json", "int8_kernels.c", *fw.files]
+    files = ["model.c", "model.h", "harness_data.c", "memory_plan.json", *[Path(s).name for s in sources], *fw.files]
     info = {
         **board_info(board),
         "codegen": "int8 C kernels (edgecc runtime/c, TFLite arithmetic)",
@@ -47,5 +53,7 @@ def compile_int8(model, target, board, workdir: Path, opts: dict, options, stack
         "memory": memory_info(plan, prog.weight_bytes, stack_bytes, fw, board, weights_note="weights = int8 "
                               "weights + int32 biases and multipliers + int8 shifts"),
     }
+    if patch:
+        info["memory"]["patch"] = patch_report
     return Artifact(files=files, entry="firmware.elf", calls=fw.calls, flags=cpu_flags(target) + [opt],
                     info=info)
