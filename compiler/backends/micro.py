@@ -90,7 +90,9 @@ class MicroBackend:
                "schedule": "1/0: edgecc's TIR schedules (0: TVM's defaults)", "stack_kb": "stack size in KiB, >= 1",
                "frames": "off (default) | file | uart: the harness sends outputs as tensor frames (split fronts)",
                "patch_stages": "int8: run the first N ops patch by patch (MCUNetV2) to cut peak RAM",
-               "patch_grid": "with patch_stages: R or RxC tiles of op N's output (default: smallest arena)"}
+               "patch_grid": "with patch_stages: R or RxC tiles of op N's output (default: smallest arena)",
+               "inplace": "int8: 1 (default) fuses residual adds into convs and writes outputs over dying inputs; "
+                          "0: the tensor-level arena plan"}
     TAKES_FLAGS = True  # arm-none-eabi-gcc flags
 
 

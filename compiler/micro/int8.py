@@ -5,7 +5,10 @@ requantization), so the emitter only lays out weights and the arena and writes t
 arena as int8 NHWC; the model keeps float32 NCHW inputs and outputs (quantized / dequantized at the edges), so the
 harness, the runner and validation are the same as for fp32 bundles.
 
-    plan_int8(graph)   -> Int8Program: kernel steps, NHWC tensors, arena buffers (plan.py plans them)
+    plan_int8(graph)   -> Int8Program: kernel steps, NHWC tensors, arena buffers (plan.py plans them); by default
+                          residual adds fused into their conv (int8_fusion.py) and outputs written over inputs
+                          that die at a step that is safe in place (plan.inplace_aliases); inplace=False gives
+                          the tensor-level plan
     emit_int8_c(program, plan, note) -> (model.c, model.h)
 """
 
@@ -16,8 +19,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgecc.compiler.micro.emit import PROFILE_HOOK, _c_values, arena_lines, c_prefix, emit_header
+from edgecc.compiler.micro.int8_fusion import conv_add_operands, residual_fusions
 from edgecc.compiler.micro.lower import TensorInfo
-from edgecc.compiler.micro.plan import ArenaPlan, Buffer
+from edgecc.compiler.micro.plan import ArenaPlan, Buffer, InPlace, inplace_aliases
 from edgecc.errors import UnsupportedOpError
 
 KERNEL_SOURCE = "src/int8_kernels.c"
@@ -29,6 +33,7 @@ class Int8Step:
     args: list[str]  # arena tensors it touches (inputs then output)
     scratch_bytes: int = 0
     comment: str = ""
+    inplace: tuple[str, ...] = ()  # inputs the kernel may overwrite with its output (args[-1]), if they die here
 
 
 @dataclass
@@ -40,11 +45,19 @@ class Int8Program:
     consts: list[tuple[str, str, np.ndarray]] = field(default_factory=list)  # (C type, name, values)
     alias: dict[str, str] = field(default_factory=dict)  # flatten views -> source tensor
     functions: list[str] = field(default_factory=list)  # generated C functions the steps call (patch_emit.py)
+    inplace: dict[str, str] = field(default_factory=dict)  # outputs written over an input -> that input's buffer
 
     def root(self, n: str) -> str:
-        while n in self.alias:
-            n = self.alias[n]
+        while n in self.alias or n in self.inplace:
+            n = self.alias.get(n) or self.inplace[n]
         return n
+
+    def share_buffers(self) -> None:
+        """Let each step's output take the buffer of an input that dies there, where the kernel allows it."""
+        uses = [[self.root(a) for a in s.args] for s in self.steps]
+        sizes = {n: int(np.prod(c)) for n, c in self.chw.items()}
+        cands = [InPlace(i, self.root(s.args[-1]), self.root(x)) for i, s in enumerate(self.steps) for x in s.inplace]
+        self.inplace.update(inplace_aliases(uses, sizes, cands))
 
     def buffers(self) -> list[Buffer]:
         first, last = {}, {}
@@ -70,9 +83,15 @@ def _chw(shape) -> tuple[int, int, int]:
     raise UnsupportedOpError(f"{len(shape)}-D tensor", "micro int8", detail="4-D NCHW or 2-D tensors only")
 
 
-def plan_int8(g, name: str) -> Int8Program:
-    """Turn a quantized QGraph into kernel steps over NHWC int8 tensors."""
+def plan_int8(g, name: str, inplace: bool = True) -> Int8Program:
+    """Turn a quantized QGraph into kernel steps over NHWC int8 tensors; inplace=False: one buffer per tensor
+    and every add its own kernel (the tensor-level plan).
+
+    Example: `plan_arena(plan_int8(g, "resnet8").buffers()).size` is the arena of the fused, in-place plan.
+    """
     prog = Int8Program(name, g, {})
+    fusions = residual_fusions(g) if inplace else {}
+    fused_adds = set(fusions.values())
     chw = prog.chw
     src_layout: dict[str, tuple[int, int, int]] = {}  # tensor -> (c, h, w) order its elements are stored in
     chw[g.input] = _chw(g.shapes[g.input])
@@ -82,6 +101,8 @@ def plan_int8(g, name: str) -> Int8Program:
                                f"{_f(s_in)}, {zp_in})", [g.input], comment="quantize the float input"))
     for i, op in enumerate(g.ops):
         a = op.inputs[0]
+        if i in fused_adds:
+            continue  # computed in the epilogue of its conv
         if op.kind == "flatten":
             chw[op.output] = _chw(g.shapes[op.output])
             src_layout[op.output] = src_layout[a]
@@ -90,7 +111,10 @@ def plan_int8(g, name: str) -> Int8Program:
         chw[op.output] = _chw(g.shapes[op.output])
         src_layout[op.output] = chw[op.output]
         if op.kind in ("conv", "dense"):
-            _conv_step(prog, i, op, src_layout[a])
+            _conv_step(prog, i, op, src_layout[a], fusions.get(i))
+            if i in fusions:
+                add_out = g.ops[fusions[i]].output
+                chw[add_out], src_layout[add_out] = chw[op.output], chw[op.output]
         elif op.kind == "add":
             _add_step(prog, i, op)
         elif op.kind == "maxpool":
@@ -111,6 +135,8 @@ def plan_int8(g, name: str) -> Int8Program:
     c, h, w = src_layout[out]
     prog.steps.append(Int8Step(f"edgecc_q8_dequantize({{{out}}}, (float*)outputs[0], {c}, {h}, {w}, {_f(s_o)}, "
                                f"{zp_o})", [out], comment="dequantize the output"))
+    if inplace:
+        prog.share_buffers()
     return prog
 
 
@@ -120,8 +146,9 @@ def _zero_points(g, op) -> tuple[int, int, int]:
     return zp_a, zp_o, zp_o if op.relu else -128
 
 
-def _conv_step(prog: Int8Program, i: int, op, layout: tuple[int, int, int]) -> None:
-    """A conv (or a dense, as a 1x1 conv on a 1x1 image) step; `layout`: how its input's elements are stored."""
+def _conv_step(prog: Int8Program, i: int, op, layout: tuple[int, int, int], fused: int | None = None) -> None:
+    """A conv (or a dense, as a 1x1 conv on a 1x1 image) step; `layout`: how its input's elements are stored;
+    `fused`: the index of the residual add its epilogue computes (edgecc_q8_conv_add), if any."""
     a = op.inputs[0]
     zp_a, zp_o, act_min = _zero_points(prog.graph, op)
     (ci, hi, wi), (co, ho, wo) = prog.chw[a], prog.chw[op.output]
@@ -160,9 +187,23 @@ def _conv_step(prog: Int8Program, i: int, op, layout: tuple[int, int, int]) -> N
         stype = "int16_t"
     prog.consts += [("int8_t", f"w{i}", wflat.reshape(-1)), ("int32_t", f"b{i}", op.b_q),
                     ("int32_t", f"m{i}", op.multiplier), ("int8_t", f"s{i}", op.shift)]
+    comment = f"{op.kind}{' depthwise' if depthwise else ''}{' + relu' if op.relu else ''}"
+    args, add_args, overwrite = [a, op.output], "", ()
+    if fused is not None:
+        args, add_args, overwrite, note = _fused_add(prog, i, fused)
+        call, scratch, comment = "edgecc_q8_conv_add", scratch + 2 * co, comment + note  # + a pixel pair's values
     prog.steps.append(Int8Step(
-        f"{call}(&p{i}, {{{a}}}, w{i}, b{i}, m{i}, s{i}, {{{op.output}}}, ({stype}*)SCRATCH)",
-        [a, op.output], scratch, f"{op.kind}{' depthwise' if depthwise else ''}{' + relu' if op.relu else ''}"))
+        f"{call}(&p{i}, {{{a}}}, w{i}, b{i}, m{i}, s{i}, {add_args}{{{args[-1]}}}, ({stype}*)SCRATCH)",
+        args, scratch, comment, overwrite))
+
+
+def _fused_add(prog: Int8Program, i: int, j: int) -> tuple[list[str], str, tuple[str, ...], str]:
+    """(arena args, extra call arguments, inputs the sum may overwrite, comment) of conv i with add j fused."""
+    add, a = prog.graph.ops[j], prog.graph.ops[i].inputs[0]
+    res, prm = conv_add_operands(prog.graph, i, j)
+    prog.consts.append(("edgecc_q8_add_params", f"p{j}", "{" + ", ".join(map(str, prm)) + "}"))
+    overwrite = (res,) if prog.root(res) != prog.root(a) else ()  # never the input the im2col still reads
+    return [a, res, add.output], f"&p{j}, {{{res}}}, ", overwrite, f" + add{' + relu' if add.relu else ''} (fused)"
 
 
 def conv_weight_layout(w: np.ndarray) -> np.ndarray:
@@ -187,7 +228,7 @@ def _add_step(prog: Int8Program, i: int, op) -> None:
     prm = f"{{{zp_a}, {zp_b}, {zp_o}, {act_min}, {m[0]}, {s[0]}, {m[1]}, {s[1]}, {m[2]}, {s[2]}}}"
     prog.consts.append(("edgecc_q8_add_params", f"p{i}", prm))
     prog.steps.append(Int8Step(f"edgecc_q8_add(&p{i}, {{{a}}}, {{{b}}}, {{{op.output}}}, {co * ho * wo})",
-                               [a, b, op.output], comment="add" + (" + relu" if op.relu else "")))
+                               [a, b, op.output], comment="add" + (" + relu" if op.relu else ""), inplace=(a, b)))
 
 
 def _args(chw) -> str:
@@ -236,6 +277,8 @@ def emit_int8_c(prog: Int8Program, plan: ArenaPlan, header_note: str) -> tuple[s
             text = text.replace(f"{{{a}}}", f"(int8_t*)(arena + {plan.offsets[prog.root(a)]})")
         if s.scratch_bytes:
             text = text.replace("SCRATCH", f"(arena + {plan.offsets[f'scratch{i}']})")
-        c += [f"  /* {i}: {s.comment} */", f"  {text};", f"  EDGECC_PROFILE_STEP({i});"]
+        over = prog.inplace.get(s.args[-1]) if s.args else None
+        note = f"; in place over {over}" if over else ""
+        c += [f"  /* {i}: {s.comment}{note} */", f"  {text};", f"  EDGECC_PROFILE_STEP({i});"]
     c += ["  return 0;", "}", ""]
     return "\n".join(c), emit_header(HeaderView(prog), plan, header_note)

@@ -7,6 +7,22 @@ import shutil
 from pathlib import Path
 
 from edgecc.compiler.artifact import Artifact
+from edgecc.errors import TargetError
+
+_ON, _OFF = ("1", "true", "on", "yes"), ("0", "false", "off", "no")
+
+
+def inplace_option(opts: dict) -> bool:
+    """--option inplace=1 (default): residual adds fused into their conv and outputs written over dying inputs;
+    0: the tensor-level plan (every tensor its own buffer, every add its own kernel). With patch_stages the
+    default is 0: the patch stage replaces whole-tensor steps, which the fused and shared ones are not yet."""
+    patch = opts.get("patch_stages") is not None
+    value = str(opts.get("inplace", "0" if patch else "1")).lower()
+    if value not in _ON + _OFF:
+        raise TargetError(f"--option inplace={opts['inplace']}: expected 1/0 (true/false)")
+    if patch and value in _ON:
+        raise TargetError("--option inplace=1 does not combine with patch_stages yet; drop one of them")
+    return value in _ON
 
 
 def compile_int8(model, target, board, workdir: Path, opts: dict, options, stack_bytes: int) -> Artifact:
@@ -17,12 +33,15 @@ def compile_int8(model, target, board, workdir: Path, opts: dict, options, stack
     from edgecc.compiler.micro.patch_emit import PATCH_SOURCE, patch_options, patched_int8
     from edgecc.compiler.micro.plan import check_plan, plan_arena
 
-    prog = plan_int8(model.qgraph, model.name)
+    inplace = inplace_option(opts)
+    prog = plan_int8(model.qgraph, model.name, inplace=inplace)
     patch = patch_options(opts)
     if patch:  # --option patch_stages=N [patch_grid=RxC]: the first N ops tile by tile (patch.py)
         prog, patch_report = patched_int8(prog, *patch)
     plan = plan_arena(prog.buffers())
     check_plan(plan)
+    tensor_level = (plan if not (inplace or patch) else
+                    plan_arena(plan_int8(model.qgraph, model.name, inplace=False).buffers()))
     view = HeaderView(prog)
     io = {"inputs": [tensor_io(view.tensors["input0"])], "outputs": [tensor_io(view.tensors["output0"])]}
     for spec, name in ((io["inputs"][0], model.input_names[0]), (io["outputs"][0], model.output_names[0])):
@@ -35,7 +54,7 @@ def compile_int8(model, target, board, workdir: Path, opts: dict, options, stack
     (workdir / "model.c").write_text(model_c)
     (workdir / "model.h").write_text(model_h)
     (workdir / "harness_data.c").write_text(emit_reference_input(model.example_inputs))
-    (workdir / "memory_plan.json").write_text(json.dumps(plan.to_dict(), indent=1))
+    (workdir / "memory_plan.json").write_text(json.dumps({**plan.to_dict(), "inplace_outputs": prog.inplace}, indent=1))
     sources = [KERNEL_SOURCE] + ([PATCH_SOURCE] if patch else [])
     for src in sources:
         shutil.copyfile(runtime_c_dir() / src, workdir / Path(src).name)
@@ -55,5 +74,8 @@ def compile_int8(model, target, board, workdir: Path, opts: dict, options, stack
     }
     if patch:
         info["memory"]["patch"] = patch_report
+    info["memory"].update({  # what in-place outputs and fused residual adds saved against one buffer per tensor
+        "inplace": inplace, "tensor_level_arena_bytes": tensor_level.size,
+        "tensor_level_lower_bound_bytes": tensor_level.lower_bound, "inplace_outputs": dict(prog.inplace)})
     return Artifact(files=files, entry="firmware.elf", calls=fw.calls, flags=cpu_flags(target) + [opt],
                     info=info)

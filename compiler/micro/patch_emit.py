@@ -101,9 +101,10 @@ def choose_grid(prog: Int8Program, n: int) -> tuple[int, int]:
 
 
 def patched_int8(prog: Int8Program, n, grid: tuple[int, int] | None = None) -> tuple[Int8Program, dict]:
-    """`prog` (plan_int8's) with its first n ops run patch by patch on `grid` (None: choose_grid).
+    """`prog` (plan_int8's tensor-level plan, inplace=False) with its first n ops run patch by patch on `grid`
+    (None: choose_grid).
 
-    Example: `patched, report = patched_int8(plan_int8(qgraph, "m"), 6)`; report["ratio_vs_unpatched_arena"].
+    Example: `patched, report = patched_int8(plan_int8(qgraph, "m", inplace=False), 6)`.
     """
     plan_stage(prog.graph, n, (1, 1), prog.chw)  # validates n before any search
     stage = plan_stage(prog.graph, n, grid or choose_grid(prog, int(str(n))), prog.chw)

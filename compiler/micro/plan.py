@@ -6,6 +6,10 @@ the lowest offset that does not collide with an already placed buffer alive at t
 "greedy by size" strategy of TFLite Micro's planner). The result is reported against the lower bound no plan
 can beat: the largest total of bytes alive at any one step.
 
+Below the tensor level, `inplace_aliases` lets a kernel that is safe in place (an elementwise add, a conv whose
+epilogue adds a residual) write its output over an input that dies at that step: the two tensors become one
+buffer, so the lower bound itself drops.
+
 Pure Python: unit-tested without any toolchain (tests/unit/test_micro_plan.py).
 """
 
@@ -48,6 +52,52 @@ class ArenaPlan:
 
 def _align(n: int, a: int) -> int:
     return (n + a - 1) // a * a
+
+
+@dataclass(frozen=True)
+class InPlace:
+    """A kernel at `step` may write `output` over `input` (it reads each input element before it writes the
+    output element at the same index)."""
+
+    step: int
+    output: str
+    input: str
+
+
+def inplace_aliases(uses: list[list[str]], sizes: dict[str, int], candidates: list[InPlace]) -> dict[str, str]:
+    """{output: tensor whose buffer it takes} for the candidates liveness allows: the input's buffer (with every
+    tensor already aliased to it) is read last at the candidate's step, the output is first written there, and
+    it fits. An input read again later is never overwritten. Candidates are taken in order, one per output.
+
+    Example (an add at step 2 may overwrite either input; `a` is read again at step 3, `b` dies at step 2):
+        >>> uses = [["a"], ["a", "b"], ["a", "b", "c"], ["a", "c"]]
+        >>> sizes = {"a": 64, "b": 64, "c": 64}
+        >>> inplace_aliases(uses, sizes, [InPlace(2, "c", "a"), InPlace(2, "c", "b")])
+        {'c': 'b'}
+    """
+    first: dict[str, int] = {}
+    last: dict[str, int] = {}
+    for step, names in enumerate(uses):
+        for n in names:
+            first.setdefault(n, step)
+            last[n] = step
+    alias: dict[str, str] = {}
+    group_last = dict(last)  # buffer root -> last step any tensor sharing it is used
+
+    def root(n: str) -> str:
+        while n in alias:
+            n = alias[n]
+        return n
+
+    for c in sorted(candidates, key=lambda c: c.step):
+        if c.output in alias or c.output == c.input or first.get(c.output) != c.step:
+            continue
+        r = root(c.input)
+        if r == c.output or group_last.get(r) != c.step or sizes[c.output] > sizes[r]:
+            continue
+        alias[c.output] = r
+        group_last[r] = last[c.output]
+    return {out: root(out) for out in alias}
 
 
 def live_bytes_lower_bound(buffers: list[Buffer], alignment: int = 16) -> int:

@@ -43,9 +43,13 @@ def test_c_requantize_is_bit_exact_with_the_numpy_reference(kernels_lib):
         assert got == want, real
 
 
-def test_c_conv_kernels_match_the_numpy_reference(kernels_lib):
+@pytest.mark.parametrize("size", [9, 65], ids=["add-per-element", "add-tabulated"])
+@pytest.mark.parametrize("inplace", [True, False], ids=["fused-inplace", "tensor-level"])
+def test_c_conv_kernels_match_the_numpy_reference(kernels_lib, inplace, size):
     """A small quantized net (conv 3->8 stride 2 pad 1, depthwise 3x3, 1x1 conv + residual add, maxpool, global
-    avgpool, dense) through the C kernels, portable path, bit-exact with run_int8."""
+    avgpool, dense) through the C kernels, portable path, bit-exact with run_int8: with the add fused into the 1x1
+    conv's epilogue and written over the residual (the default plan), and as separate kernels; on a 9x9 input the
+    add rescales per element (200 sums), on 65x65 from tables (8712 sums)."""
     from edgecc.compiler.micro.int8 import plan_int8
     from edgecc.compiler.squeeze.quant import calibrate, capture_graph, quantize_graph, run_int8
 
@@ -55,7 +59,7 @@ def test_c_conv_kernels_match_the_numpy_reference(kernels_lib):
             self.c1 = torch.nn.Conv2d(3, 8, 3, 2, 1)
             self.dw = torch.nn.Conv2d(8, 8, 3, 1, 1, groups=8)
             self.pw = torch.nn.Conv2d(8, 8, 1)
-            self.fc = torch.nn.Linear(8 * 2 * 2, 5)
+            self.fc = torch.nn.Linear(8 * ((size + 1) // 4) ** 2, 5)
 
         def forward(self, x):
             y = torch.relu(self.c1(x))
@@ -65,10 +69,13 @@ def test_c_conv_kernels_match_the_numpy_reference(kernels_lib):
 
     torch.manual_seed(0)
     net = Net().eval()
-    x = torch.randn(16, 3, 9, 9, generator=torch.Generator().manual_seed(1))
+    x = torch.randn(16, 3, size, size, generator=torch.Generator().manual_seed(1))
     g = capture_graph(net, x[:1])
     quantize_graph(g, calibrate(g, x.numpy()))
-    prog = plan_int8(g, "net")
+    prog = plan_int8(g, "net", inplace=inplace)
+    fns = [s.kernel.split("(")[0] for s in prog.steps]
+    assert ("edgecc_q8_conv_add" in fns) == inplace and ("edgecc_q8_add" in fns) != inplace
+    assert bool(prog.inplace) == inplace  # the sum takes the residual's buffer
     # run the steps with ctypes against numpy buffers
     import re
 
@@ -92,7 +99,7 @@ def test_c_conv_kernels_match_the_numpy_reference(kernels_lib):
 
     xin = x[:1].numpy()
     out = np.zeros(5, np.float32)
-    scratch = np.zeros(4096, np.int8)
+    scratch = np.zeros(max(s.scratch_bytes for s in prog.steps), np.int8)
     for step in prog.steps:
         args = [a.strip() for a in re.match(r"\w+\((.*)\)$", step.kernel).group(1).split(",")]
         fn = step.kernel.split("(")[0]
@@ -107,6 +114,10 @@ def test_c_conv_kernels_match_the_numpy_reference(kernels_lib):
             p = struct(args[0][1:], Conv)
             getattr(lib, fn)(ctypes.byref(p), buf(args[1]), *[ptr(consts[a]) for a in args[2:6]], buf(args[6]),
                              ptr(scratch))
+        elif fn == "edgecc_q8_conv_add":
+            p, pa = struct(args[0][1:], Conv), struct(args[6][1:], Add)
+            lib.edgecc_q8_conv_add(ctypes.byref(p), buf(args[1]), *[ptr(consts[a]) for a in args[2:6]],
+                                   ctypes.byref(pa), buf(args[7]), buf(args[8]), ptr(scratch))
         elif fn == "edgecc_q8_add":
             p = struct(args[0][1:], Add)
             lib.edgecc_q8_add(ctypes.byref(p), buf(args[1]), buf(args[2]), buf(args[3]), int(args[4]))

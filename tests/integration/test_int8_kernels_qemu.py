@@ -4,8 +4,11 @@ qemu-system-arm, bit-exact with the numpy TFLite-arithmetic reference (run_int8)
 The net is shaped to reach every path of edgecc_q8_conv: the byte-wise im2col (3 and 7 input channels), the
 word-wise im2col with padding (8 channels) and its 1x1 form, odd output-channel counts (the 1-channel tail), odd
 pixel counts (the 1-pixel tail: 13x13 and 7x7), a 1-pixel dense with an odd width; depthwise; and both forms of
-the residual add (tabulated input rescales from 1024 elements: 8x13x13; per element below: 7x7x7). Dense layers
-(one pixel: the 2-channel x 1-pixel tail) are covered bit-exact on the M4 by test_quantize's digits-cnn.
+the residual add (tabulated input rescales from 1024 elements: 8x13x13; per element below: 7x7x7), each once
+fused into a conv's epilogue (edgecc_q8_conv_add: out of place where the residual is the conv's own input, in
+place over the residual otherwise) and once as its own kernel written over a dying input (edgecc_q8_add after a
+depthwise conv, which does not fuse). Dense layers (one pixel: the 2-channel x 1-pixel tail) are covered
+bit-exact on the M4 by test_quantize's digits-cnn.
 """
 
 import numpy as np
@@ -32,9 +35,10 @@ class TailNet(torch.nn.Module):
 
     def forward(self, x):
         y = torch.relu(self.c1(x))
-        y = torch.relu(self.dw8(torch.relu(y + self.mix(y))))
-        y = torch.relu(self.c2(y) + self.sc(y))
-        return self.pw(torch.relu(self.dw(y)))  # a feature map, not a pooled vector: every pixel is compared
+        u = torch.relu(y + self.mix(y))  # fused into mix, tabulated; y is mix's input too: not overwritten
+        y = torch.relu(self.dw8(u) + u)  # edgecc_q8_add, tabulated, written over a dying input
+        y = torch.relu(self.c2(y) + self.sc(y))  # fused into sc (both tails), per element, over c2's output
+        return self.pw(torch.relu(self.dw(y)) + y)  # edgecc_q8_add per element, in place; then a feature map
 
 
 @pytest.mark.parametrize("target", ["cortex-m4", "cortex-m7", "cortex-m55"])
@@ -48,7 +52,11 @@ def test_dsp_int8_kernels_are_bit_exact_in_qemu(target, tmp_path):
     bundle = edgecc.compile(net, (torch.from_numpy(x[:1]),), target=target, backend="micro",
                             output=tmp_path / "b", quantize="int8", calibration=str(tmp_path / "cal"))
     model_c = (bundle.path / "model.c").read_text()
-    assert "edgecc_q8_conv(" in model_c and "edgecc_q8_depthwise_conv(" in model_c and "edgecc_q8_add(" in model_c
+    assert "edgecc_q8_conv(" in model_c and "edgecc_q8_depthwise_conv(" in model_c
+    assert model_c.count("edgecc_q8_conv_add(") == 2 and model_c.count("edgecc_q8_add(") == 2
+    assert model_c.count("in place over") == 3  # the mix conv's sum may not overwrite y: mix still reads it
+    mem = bundle.manifest["artifact"]["info"]["memory"]
+    assert mem["arena_bytes"] < mem["tensor_level_arena_bytes"] and len(mem["inplace_outputs"]) == 3
     # the same quantization as the compile did (deterministic: same graph, same samples)
     g = capture_graph(net, torch.from_numpy(x[:1]))
     quantize_graph(g, calibrate(g, cal))

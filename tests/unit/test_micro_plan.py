@@ -7,7 +7,16 @@ import pytest
 
 from edgecc.compiler.micro.emit import c_prefix, emit_aot_c
 from edgecc.compiler.micro.lower import KernelCall, LoweredModel, TensorInfo
-from edgecc.compiler.micro.plan import ArenaPlan, Buffer, check_plan, live_bytes_lower_bound, model_buffers, plan_arena
+from edgecc.compiler.micro.plan import (
+    ArenaPlan,
+    Buffer,
+    InPlace,
+    check_plan,
+    inplace_aliases,
+    live_bytes_lower_bound,
+    model_buffers,
+    plan_arena,
+)
 
 
 def test_chain_reuses_memory_and_meets_the_lower_bound():
@@ -62,6 +71,62 @@ def test_plan_refuses_duplicate_names_and_bad_lifetimes():
         plan_arena([Buffer("a", 1, 0, 0), Buffer("a", 1, 1, 1)])
     with pytest.raises(ValueError):
         plan_arena([Buffer("a", 1, 3, 1)])
+
+
+# ------------------------------------------------------------- in-place outputs (plan.inplace_aliases)
+
+SIZES = {n: 64 for n in "abcdefg"}
+
+
+def test_an_input_read_later_is_never_overwritten():
+    # step 2 may write c over a or b; a is read again at step 3, so only b (dying at step 2) can take c
+    uses = [["a"], ["a", "b"], ["a", "b", "c"], ["a", "c"]]
+    assert inplace_aliases(uses, SIZES, [InPlace(2, "c", "a"), InPlace(2, "c", "b")]) == {"c": "b"}
+    # with a read again nowhere, the first candidate wins; with both read later, nothing is shared
+    assert inplace_aliases(uses[:3] + [["c"]], SIZES, [InPlace(2, "c", "a"), InPlace(2, "c", "b")]) == {"c": "a"}
+    assert inplace_aliases(uses + [["b"]], SIZES, [InPlace(2, "c", "b")]) == {}
+
+
+def test_inplace_chains_follow_the_merged_lifetime():
+    # b over a at step 1, c over b at step 2: one buffer for a, b, c; d may not then take it at step 2,
+    # because the merged buffer (through c) is still read at step 3
+    uses = [["a"], ["a", "b"], ["b", "c", "d"], ["c", "d"]]
+    cands = [InPlace(1, "b", "a"), InPlace(2, "c", "b"), InPlace(2, "d", "b")]
+    assert inplace_aliases(uses, SIZES, cands) == {"b": "a", "c": "a"}
+
+
+def test_inplace_needs_a_fresh_output_that_fits():
+    uses = [["a", "b"], ["a", "b", "c"], ["c"]]
+    # b already exists before step 1: it is not the step's output
+    assert inplace_aliases(uses, SIZES, [InPlace(1, "b", "a")]) == {}
+    assert inplace_aliases(uses, {**SIZES, "c": 65}, [InPlace(1, "c", "a")]) == {}  # bigger than a's buffer
+    assert inplace_aliases(uses, SIZES, [InPlace(1, "c", "a")]) == {"c": "a"}
+
+
+def _buffers(uses, alias, size=4096):
+    first, last = {}, {}
+    for i, names in enumerate(uses):
+        for n in names:
+            r = alias.get(n, n)
+            first.setdefault(r, i)
+            last[r] = i
+    return [Buffer(n, size, first[n], last[n]) for n in first]
+
+
+def test_a_fused_residual_written_over_the_shortcut_plans_below_the_tensor_level_bound():
+    # a residual block, out = conv2(conv1(x)) + x. As kernels: x, y = conv1(x), z = conv2(y) all meet at step 2.
+    tensor_level = [["x"], ["x", "y"], ["x", "y", "z"], ["x", "z", "out"], ["out"]]
+    before = plan_arena(_buffers(tensor_level, {}))
+    # with the add in conv2's epilogue z never exists, and out may take x's buffer (x dies at that step)
+    fused = [["x"], ["x", "y"], ["x", "y", "out"], ["out"]]
+    alias = inplace_aliases(fused, {n: 4096 for n in ("x", "y", "out")}, [InPlace(2, "out", "x")])
+    assert alias == {"out": "x"}
+    after = plan_arena(_buffers(fused, alias))
+    check_plan(after)
+    assert (before.size, before.lower_bound) == (3 * 4096, 3 * 4096)
+    assert (after.size, after.lower_bound) == (2 * 4096, 2 * 4096)
+    # without the alias the fused form still needs three (x, y and out meet at step 2)
+    assert plan_arena(_buffers(fused, {})).size == 3 * 4096
 
 
 def _toy_lowered():

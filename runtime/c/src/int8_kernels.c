@@ -140,6 +140,71 @@ int32_t edgecc_q8_requantize(int32_t acc, int32_t multiplier, int32_t shift) {
   return (high >> right) + (remainder > threshold ? 1 : 0);
 }
 
+/* TFLite ADD, shared by edgecc_q8_add and the residual add fused into edgecc_q8_conv_add. Each input's rescale
+ * depends only on its int8 value, so for long tensors (from 1024 elements) both are tabulated first (2 x 256 int32,
+ * on the caller's stack: 512 rescales instead of 2n), and the sum is requantized per element. With tables and an
+ * output right shift r in 2..23 the output zero point folds into the rounding nudge's high word,
+ * (h >> (r-1)) + zp == (h + zp 2^(r-1)) >> (r-1) (|h| < 2^30 for any int32 sum, so that stays an int32): a sum
+ * costs two byte and two table loads, two SMLAL, one ASR, SSAT and the lower clamp. */
+typedef struct {
+  const int32_t *ta, *tb; /* tabulated rescales of a and b (index -128..127), or NULL: rescaled per element */
+  int32_t hi0, mult, sh, lo; /* the tabulated form's output rescale: nudge_hi + zp 2^sh, sh = r - 1 */
+  q8_scale sa, sb, so;
+  int32_t zp_a, zp_b;
+} q8_residual;
+
+/* table: 512 int32 of the caller's, or NULL (no tables) */
+static void q8_residual_init(q8_residual* res, const edgecc_q8_add_params* p, int32_t* table) {
+  const q8_scale so = q8_split(p->mult_out, p->shift_out, p->zp_out, p->act_min);
+  const int tabulate = table && so.right >= 2 && so.right <= 23; /* r >= 2: the nudge's low word is 2^30 */
+  res->sa = q8_split(p->mult_a, p->shift_a, 0, 0);
+  res->sb = q8_split(p->mult_b, p->shift_b, 0, 0);
+  res->so = so;
+  res->zp_a = p->zp_a;
+  res->zp_b = p->zp_b;
+  res->ta = res->tb = 0;
+  res->sh = tabulate ? so.right - 1 : 0;
+  res->hi0 = so.nudge_hi + p->zp_out * (1 << res->sh);
+  res->mult = so.mult;
+  res->lo = p->act_min;
+  if (!tabulate) return;
+  int32_t *ta = table + 128, *tb = table + 384;
+  for (int v = -128; v < 128; v++) {
+    ta[v] = q8_rescale((v - p->zp_a) * (1 << 20), res->sa);
+    tb[v] = q8_rescale((v - p->zp_b) * (1 << 20), res->sb);
+  }
+  res->ta = ta;
+  res->tb = tb;
+}
+
+/* out[i] = a[i] + b[i], TFLite ADD; out may be a or b (each element is read before its index is written). The
+ * parameters are copied to locals first: the int8 stores cannot alias them, so they stay in registers. */
+__attribute__((noinline)) static void q8_add_rows(const q8_residual* res, const int8_t* a, const int8_t* b, int8_t* out,
+                                                int n) {
+  if (!res->ta) {
+    const q8_scale sa = res->sa, sb = res->sb, so = res->so;
+    const int32_t zp_a = res->zp_a, zp_b = res->zp_b;
+    for (int i = 0; i < n; i++)
+      out[i] = q8_store(q8_rescale((a[i] - zp_a) * (1 << 20), sa) + q8_rescale((b[i] - zp_b) * (1 << 20), sb), so);
+    return;
+  }
+  const int32_t *ta = res->ta, *tb = res->tb, hi0 = res->hi0, mult = res->mult, sh = res->sh, lo = res->lo;
+  for (int i = 0; i < n; i++) {
+    const int32_t x = ta[a[i]] + tb[b[i]];
+#if Q8_ASM_GEMM
+    uint32_t l = 0x40000000u; /* an immediate: one register fewer in the loop */
+    int32_t hi = hi0;
+    __asm__("smlal %0, %1, %2, %3" : "+r"(l), "+r"(hi) : "r"(x), "r"(mult));
+    __asm__("smlal %0, %1, %2, %3" : "+r"(l), "+r"(hi) : "r"((uint32_t)x >> 31), "r"(INT32_MIN));
+#else
+    const int64_t nudge = (int64_t)(((uint64_t)(uint32_t)hi0 << 32) | 0x40000000u);
+    const int32_t hi = (int32_t)(((int64_t)x * mult + nudge - (x < 0 ? (int64_t)1 << 31 : 0)) >> 32);
+#endif
+    const int32_t v = q8_ssat8(hi >> sh);
+    out[i] = v < lo ? lo : v;
+  }
+}
+
 /* im2col of output pixel q into slot `slot` (0 or 1) of the two-pixel buffer: group j is buf[4j + 2 slot + 0, 1] */
 static void im2col_pixel(const edgecc_q8_conv_params* p, const int8_t* in, int q, int32_t* buf, int slot,
                          int groups) {
@@ -253,15 +318,23 @@ static void block_tail(const int32_t* w, int wstep, int chans, const int32_t* bu
   }
 }
 
-void edgecc_q8_conv(const edgecc_q8_conv_params* p, const int8_t* in, const int8_t* weights, const int32_t* bias,
-                    const int32_t* multiplier, const int8_t* shift, int8_t* out, int16_t* scratch) {
+/* the conv's pixel loop. res: the fused residual add (a compile-time NULL in the plain conv's instance, whose code
+ * is then the unfused one): each pixel pair's outputs go to a 2 x oc chunk after the im2col buffer, then the add
+ * takes them with the residual at the same index into out (which may be the residual). Chunks of several pixel
+ * pairs save the add's call per pair (about 16 instructions) but measured no better on ResNet-8. */
+static inline __attribute__((always_inline)) void conv_impl(const edgecc_q8_conv_params* p, const int8_t* in,
+                                                            const int8_t* weights, const int32_t* bias,
+                                                            const int32_t* multiplier, const int8_t* shift,
+                                                            int8_t* out, int16_t* scratch, const q8_residual* res,
+                                                            const int8_t* residual) {
   const int groups = (p->kh * p->kw * p->ic + 3) >> 2, oc = p->oc, npix = p->oh * p->ow;
   int32_t* buf = (int32_t*)scratch;
+  int8_t* chunk = (int8_t*)(buf + 4 * groups);
   for (int q = 0; q < npix; q += 2) {
     const int pixels = q + 1 < npix ? 2 : 1;
     im2col_pixel(p, in, q, buf, 0, groups);
     if (pixels == 2) im2col_pixel(p, in, q + 1, buf, 1, groups);
-    int8_t* d0 = out + q * oc;
+    int8_t* d0 = res ? chunk : out + q * oc;
     const int32_t* w = (const int32_t*)weights;
     int o = 0;
     for (; o + 1 < oc; o += 2, w += 2 * groups) {
@@ -271,7 +344,22 @@ void edgecc_q8_conv(const edgecc_q8_conv_params* p, const int8_t* in, const int8
         block_tail(w, 2, 2, buf, 1, groups, p, bias + o, multiplier + o, shift + o, d0 + o);
     }
     if (o < oc) block_tail(w, 1, 1, buf, pixels, groups, p, bias + o, multiplier + o, shift + o, d0 + o);
+    if (res) q8_add_rows(res, chunk, residual + q * oc, out + q * oc, pixels * oc);
   }
+}
+
+void edgecc_q8_conv(const edgecc_q8_conv_params* p, const int8_t* in, const int8_t* weights, const int32_t* bias,
+                    const int32_t* multiplier, const int8_t* shift, int8_t* out, int16_t* scratch) {
+  conv_impl(p, in, weights, bias, multiplier, shift, out, scratch, 0, 0);
+}
+
+void edgecc_q8_conv_add(const edgecc_q8_conv_params* p, const int8_t* in, const int8_t* weights, const int32_t* bias,
+                        const int32_t* multiplier, const int8_t* shift, const edgecc_q8_add_params* add,
+                        const int8_t* residual, int8_t* out, int16_t* scratch) {
+  int32_t table[512];
+  q8_residual res;
+  q8_residual_init(&res, add, p->oh * p->ow * p->oc >= 1024 ? table : 0);
+  conv_impl(p, in, weights, bias, multiplier, shift, out, scratch, &res, residual);
 }
 
 /* Depthwise: per output pixel, the taps inside the image (range hoisted out of the channel loop), four channels
@@ -334,24 +422,12 @@ void edgecc_q8_depthwise_conv(const edgecc_q8_conv_params* p, const int8_t* in, 
   }
 }
 
-/* TFLite ADD. Each input's rescale depends only on its int8 value, so for long tensors it is tabulated first
- * (2 x 256 int32 on the stack, 512 rescales instead of 2n); the sum is then requantized per element. */
+/* TFLite ADD (the arithmetic is q8_add_rows'); out may be a or b. */
 void edgecc_q8_add(const edgecc_q8_add_params* p, const int8_t* a, const int8_t* b, int8_t* out, int n) {
-  const q8_scale sa = q8_split(p->mult_a, p->shift_a, 0, 0), sb = q8_split(p->mult_b, p->shift_b, 0, 0);
-  const q8_scale so = q8_split(p->mult_out, p->shift_out, p->zp_out, p->act_min);
-  if (n >= 1024) {
-    int32_t table[512];
-    int32_t *ta = table + 128, *tb = table + 384;
-    for (int v = -128; v < 128; v++) {
-      ta[v] = q8_rescale((v - p->zp_a) * (1 << 20), sa);
-      tb[v] = q8_rescale((v - p->zp_b) * (1 << 20), sb);
-    }
-    for (int i = 0; i < n; i++) out[i] = q8_store(ta[a[i]] + tb[b[i]], so);
-    return;
-  }
-  for (int i = 0; i < n; i++)
-    out[i] = q8_store(q8_rescale((a[i] - p->zp_a) * (1 << 20), sa) + q8_rescale((b[i] - p->zp_b) * (1 << 20), sb),
-                      so);
+  int32_t table[512];
+  q8_residual res;
+  q8_residual_init(&res, p, n >= 1024 ? table : 0);
+  q8_add_rows(&res, a, b, out, n);
 }
 
 void edgecc_q8_maxpool(const edgecc_q8_conv_params* p, const int8_t* in, int8_t* out) {

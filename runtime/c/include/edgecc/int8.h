@@ -44,7 +44,16 @@ typedef struct {
   int32_t zp_a, zp_b, zp_out, act_min;
   int32_t mult_a, shift_a, mult_b, shift_b, mult_out, shift_out;
 } edgecc_q8_add_params;
-void edgecc_q8_add(const edgecc_q8_add_params* p, const int8_t* a, const int8_t* b, int8_t* out, int n);
+void edgecc_q8_add(const edgecc_q8_add_params* p, const int8_t* a, const int8_t* b, int8_t* out, int n); /* out may be a or b */
+
+/* A conv with a residual add fused into its epilogue: out = add(conv(in), residual), the conv's int8 value (its own
+ * zero point and act_min, params p) taken as operand a of `add` (zp_a, mult_a, shift_a) and the residual as b; the
+ * conv's output tensor never exists. out may be residual itself (each residual element is read just before the
+ * output element at its index is written), never in. Bit-exact with edgecc_q8_conv then edgecc_q8_add.
+ * scratch: edgecc_q8_conv's, then 2 * oc bytes (a pixel pair's conv values). */
+void edgecc_q8_conv_add(const edgecc_q8_conv_params* p, const int8_t* in, const int8_t* weights, const int32_t* bias,
+                        const int32_t* multiplier, const int8_t* shift, const edgecc_q8_add_params* add,
+                        const int8_t* residual, int8_t* out, int16_t* scratch);
 
 /* Max pooling (same quantization in and out); p->ic = channels, padding never wins. */
 void edgecc_q8_maxpool(const edgecc_q8_conv_params* p, const int8_t* in, int8_t* out);
