@@ -92,7 +92,9 @@ class MicroBackend:
                "patch_stages": "int8: run the first N ops patch by patch (MCUNetV2) to cut peak RAM",
                "patch_grid": "with patch_stages: R or RxC tiles of op N's output (default: smallest arena)",
                "inplace": "int8: 1 (default) fuses residual adds into convs and writes outputs over dying inputs; "
-                          "0: the tensor-level arena plan"}
+                          "0: the tensor-level arena plan",
+               "specialize": "int8: 1 (default) compiles the kernels with model.c so gcc specializes them per "
+                             "layer; 0: one generic copy"}
     TAKES_FLAGS = True  # arm-none-eabi-gcc flags
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from edgecc.compiler.micro.link import Firmware, _compile_all, c_flags, link_elf, runtime_c_dir
+from edgecc.compiler.micro.link import Firmware, _compile_all, c_flags, included_sources, link_elf, runtime_c_dir
 from edgecc.tools import run_recorded
 
 ARENA_SYMBOL = "edgecc_cascade_arena"
@@ -60,7 +60,7 @@ def _model_object(bundle, side: str, work: Path, flags: list[str], calls: list[s
     """side.o: the bundle's model.c (shared arena) + its kernels, with only <prefix>_run left global."""
     src = work / side
     src.mkdir(parents=True)
-    for f in ("model.c", "model.h"):
+    for f in ("model.c", "model.h", *sorted(included_sources(bundle.path))):  # + kernels model.c #includes
         shutil.copy(bundle.path / f, src / f)
     run_recorded(["arm-none-eabi-ar", "x", str(bundle.path / "libmodel.a")], calls, cwd=src)
     (src / "model.o").unlink()  # recompiled below with the shared arena

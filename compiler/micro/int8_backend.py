@@ -25,6 +25,16 @@ def inplace_option(opts: dict) -> bool:
     return value in _ON
 
 
+def specialize_option(opts: dict) -> bool:
+    """--option specialize=1 (default): the kernels are compiled in model.c's translation unit, so gcc sees
+    every layer's constant parameters and clones the kernels it judges worth it per layer (interprocedural
+    constant propagation: loop bounds, strides and zero points folded); 0: one generic copy, linked."""
+    value = str(opts.get("specialize", "1")).lower()
+    if value not in _ON + _OFF:
+        raise TargetError(f"--option specialize={opts['specialize']}: expected 1/0 (true/false)")
+    return value in _ON
+
+
 def compile_int8(model, target, board, workdir: Path, opts: dict, options, stack_bytes: int) -> Artifact:
     from edgecc.compiler.micro.emit import c_prefix, emit_reference_input
     from edgecc.compiler.micro.firmware import board_info, check_budget, memory_info, tensor_io
@@ -51,6 +61,9 @@ def compile_int8(model, target, board, workdir: Path, opts: dict, options, stack
     note = (f"Generated from {model.name} (int8, calibrated on {model.calibration['source']}) for {target.name} / "
             f"{board.name}; kernels: edgecc runtime/c {KERNEL_SOURCE}.")
     model_c, model_h = emit_int8_c(prog, plan, note)
+    specialize = specialize_option(opts)
+    if specialize:  # one translation unit: the kernels see each call's constant parameters
+        model_c = f'#include "{Path(KERNEL_SOURCE).name}"  /* --option specialize=1 */\n' + model_c
     (workdir / "model.c").write_text(model_c)
     (workdir / "model.h").write_text(model_h)
     (workdir / "harness_data.c").write_text(emit_reference_input(model.example_inputs))
@@ -75,7 +88,7 @@ def compile_int8(model, target, board, workdir: Path, opts: dict, options, stack
     if patch:
         info["memory"]["patch"] = patch_report
     info["memory"].update({  # what in-place outputs and fused residual adds saved against one buffer per tensor
-        "inplace": inplace, "tensor_level_arena_bytes": tensor_level.size,
+        "inplace": inplace, "specialize": specialize, "tensor_level_arena_bytes": tensor_level.size,
         "tensor_level_lower_bound_bytes": tensor_level.lower_bound, "inplace_outputs": dict(prog.inplace)})
     return Artifact(files=files, entry="firmware.elf", calls=fw.calls, flags=cpu_flags(target) + [opt],
                     info=info)

@@ -114,7 +114,8 @@ def build_firmware(workdir: Path, target, board, kernel_files: list[str], opt: s
 
     lib_srcs = [("model.c", workdir / "model.c")] + [(Path(s).name, rt / s) for s in LIB_SOURCES]
     lib_objs = [f for f in kernel_files if f.endswith(".o")]
-    lib_srcs += [(f, workdir / f) for f in kernel_files if f.endswith(".c")]
+    unity = included_sources(workdir)  # kernels model.c compiles itself (int8 --option specialize=1)
+    lib_srcs += [(f, workdir / f) for f in kernel_files if f.endswith(".c") and f not in unity]
     fw_srcs = [(Path(s).name, rt / s) for s in FIRMWARE_SOURCES] + [("harness_data.c", workdir / "harness_data.c")]
     jobs = []
     for name, src in lib_srcs + fw_srcs:
@@ -132,6 +133,16 @@ def build_firmware(workdir: Path, target, board, kernel_files: list[str], opt: s
     shutil.rmtree(objdir)
     fw.lib_members = [Path(m).name for m in members]
     return fw
+
+
+def included_sources(workdir: Path) -> set[str]:
+    """The .c files workdir/model.c #includes: one translation unit with the model, so not compiled again.
+
+    Example: `included_sources(bundle.path)` -> {"int8_kernels.c"} for an int8 bundle built with specialize=1.
+    """
+    model_c = Path(workdir) / "model.c"
+    text = model_c.read_text() if model_c.exists() else ""
+    return set(re.findall(r'^#include "([\w.-]+\.c)"', text, re.M))
 
 
 def c_flags(flags: list[str], include_dirs: list[Path]) -> list[str]:

@@ -2,6 +2,8 @@
 BatchNorm is folded into the dense weights at capture, and the firmware in qemu-system-arm is bit-exact with the
 numpy TFLite-arithmetic reference (run_int8)."""
 
+import subprocess
+
 import numpy as np
 import torch
 
@@ -43,3 +45,31 @@ def test_dense_batchnorm1d_int8_is_bit_exact_on_cortex_m4(tmp_path):
     with torch.no_grad():  # and the int8 model still tracks the float one
         ref = net(torch.from_numpy(x)).numpy()
     assert np.abs(want - ref).max() < 0.1 * np.abs(ref).max()
+
+
+def test_specialize_builds_the_kernels_with_the_model_and_computes_the_same(tmp_path):
+    """--option specialize=1 (default) compiles int8_kernels.c inside model.c's translation unit (per-layer
+    clones by gcc); 0 links one generic copy. Same firmware outputs, bit for bit."""
+    import pytest
+
+    from edgecc.errors import TargetError
+
+    net = _mlp()
+    x = torch.randn(4, 40, generator=torch.Generator().manual_seed(2)).numpy()
+    (tmp_path / "cal").mkdir()
+    np.save(tmp_path / "cal" / "samples.npy", torch.randn(16, 40, generator=torch.Generator().manual_seed(3)).numpy())
+    outs = {}
+    for flag in ("1", "0"):
+        b = edgecc.compile(net, (torch.from_numpy(x[:1]),), target="cortex-m4", backend="micro", output=tmp_path / flag,
+                           quantize="int8", calibration=str(tmp_path / "cal"), options={"specialize": flag})
+        included = '#include "int8_kernels.c"' in (b.path / "model.c").read_text()
+        assert included == (flag == "1") and b.manifest["artifact"]["info"]["memory"]["specialize"] == (flag == "1")
+        members = subprocess.run(["arm-none-eabi-ar", "t", str(b.path / "libmodel.a")], capture_output=True,
+                                 text=True, check=True).stdout.split()
+        assert ("int8_kernels.o" in members) == (flag == "0"), members
+        outs[flag] = b.runner().run_many(x)
+    assert np.array_equal(outs["1"], outs["0"])
+    with pytest.raises(TargetError, match="specialize=maybe"):
+        edgecc.compile(net, (torch.from_numpy(x[:1]),), target="cortex-m4", backend="micro", output=tmp_path / "bad",
+                       quantize="int8", calibration=str(tmp_path / "cal"), options={"specialize": "maybe"})
+    assert not (tmp_path / "bad").exists()
