@@ -88,7 +88,11 @@ def cmd_tune(args) -> int:
     db = Path(args.database) if args.database else tvm_tune.database_dir(target.name)
     t0 = time.perf_counter()
     result = tvm_tune.tune(mod, tvm_target, db, args.trials, seed=args.seed, device=device,
-                           cross_compiler=cross_compiler, timeout=args.timeout)
+                           cross_compiler=cross_compiler, timeout=args.timeout,
+                           work_dir=Path(args.work_dir) if args.work_dir else None)
+    if result["resumed_from"]:
+        print(f"resumed: {result['resumed_from']} of {result['trials']} trials were measured by a stopped run "
+              f"({result['work_dir']})")
     print(f"tuned {model.name} for {target.name} on {result['measured_on']} (num-cores {result['num_cores']}): "
           f"{result['trials']} trials in {time.perf_counter() - t0:.0f}s; database {db}: "
           f"{result['records_before']} -> {result['records_after']} records (edgecc compile --backend tvm applies it)")

@@ -179,6 +179,8 @@ def _add_tune(sub) -> None:
                     "run (with --device: also to reach the tracker and get a session)")
     tu.add_argument("--input-shape", action="append", type=_shape, help="input shape (repeat per input)")
     tu.add_argument("--seed", type=int, default=0)
+    tu.add_argument("--work-dir", help="where measured candidates are kept until merged (default: "
+                    "<database>/../.edgecc-tune/<run>/); the same command after a stop resumes from them")
     tu.add_argument("--allow-pickle", action="store_true", help="allow loading a pickled model (runs its code!)")
 
 

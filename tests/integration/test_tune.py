@@ -29,6 +29,36 @@ def test_tune_then_compile_applies_records(tmp_path):
     assert m["validation"]["passed"]
 
 
+@pytest.mark.slow  # two MetaSchedule runs (~4 min here)
+def test_a_killed_tune_resumes_with_the_trials_left(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    db, work = tmp_path / "db", tmp_path / "work"
+    args = [sys.executable, "-m", "edgecc", "tune", TINY, "--target", "host", "--trials", "12", "--database", db,
+            "--work-dir", work]
+    p = subprocess.Popen(list(map(str, args)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    records = work / "database_tuning_record.json"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and p.poll() is None and not (
+            records.exists() and records.read_text().count("\n") >= 2):
+        time.sleep(0.5)
+    assert p.poll() is None, p.communicate()  # still tuning: stop it the hard way, workers and all
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    measured = records.read_text().count("\n")
+    assert not db.exists() and 2 <= measured < 12
+
+    r = edgecc_cli(*args[3:], timeout=900)
+    assert r.returncode == 0, r.stderr
+    assert f"resumed: {measured} of 12 trials" in r.stdout
+    assert (db / "database_tuning_record.json").stat().st_size > 0 and not work.exists()
+
+
 def test_tune_refuses_targets_that_do_not_run_here(tmp_path):
     p = edgecc_cli("tune", TINY, "--target", "orangepi5-cpu", "--database", tmp_path / "db")
     assert p.returncode == 3 and "does not run here" in p.stderr and not (tmp_path / "db").exists()

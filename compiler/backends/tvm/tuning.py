@@ -238,11 +238,12 @@ def _scheduled(func) -> bool:
 
 
 def tune(mod, tvm_target: dict, database_path: Path, trials: int, seed: int = 0, device=None,
-         cross_compiler: str = "", timeout: float = 120) -> dict:
+         cross_compiler: str = "", timeout: float = 120, work_dir: Path | None = None) -> dict:
     """Tune the module's workloads with MetaSchedule, then merge the records into `database_path`, keeping the
     faster record per workload. Candidates are measured on this machine (local builder and runner), or, with
     `device` (an rpc:// Device), built here (with `cross_compiler` when the target has one) and timed on the
-    device through its TVM RPC tracker.
+    device through its TVM RPC tracker. A stopped run resumes: candidates are kept in `work_dir` (default
+    <database>/../.edgecc-tune/<run key>) until they are merged, and the same call continues with the trials left.
 
         tune(mod, {"kind": "llvm", "mtriple": "aarch64-linux-gnu"}, Path("db"), 64,
              device=parse_device("rpc://farm:9190/rk3588"), cross_compiler="aarch64-linux-gnu-g++")
@@ -267,28 +268,48 @@ def tune(mod, tvm_target: dict, database_path: Path, trials: int, seed: int = 0,
     export = functools.partial(export_cross, cross_compiler) if cross_compiler else None
     builder = ms.builder.LocalBuilder(timeout_sec=timeout, f_export=export)
     target = tvm.target.Target(tvm_target)
-    with tempfile.TemporaryDirectory(prefix="edgecc-tune-") as tmp:
-        with target:
-            fused = fuse(mod, target)
-        # trials per round: spread the budget so every workload gets measured candidates (64 per round, the
-        # default, spends a small budget on the first few tasks only)
-        n_tasks = max(1, len(ms.relax_integration.extract_tasks(fused, target)))
-        per_round = max(4, min(64, trials // n_tasks))
-        ms.relax_integration.tune_relax(fused, params={}, target=target, work_dir=tmp, max_trials_global=trials,
-                                        num_trials_per_iter=per_round, seed=seed, builder=builder,
-                                        runner=runner)
-        new = open_database(Path(tmp))
-        records = [r for r in new.get_all_tuning_records() if _measured(r)]
-        if not records:
-            where = device.text if device is not None else "this machine"
-            raise (DeviceError if device is not None else TargetError)(
-                f"no candidate ran on {where} ({trials} trials: every build or run failed); nothing written "
-                f"to {database_path}")
-        database_path.mkdir(parents=True, exist_ok=True)
-        merged = _merge(database_path, records)
-    return {"trials": trials, "tasks": n_tasks, "trials_per_round": per_round, "records": len(records),
-            "database": str(database_path), "num_cores": tvm_target.get("num-cores"),
-            "measured_on": device.text if device is not None else "local", **merged}
+    with target:
+        fused = fuse(mod, target)
+    # trials per round: spread the budget so every workload gets measured candidates (64 per round, the
+    # default, spends a small budget on the first few tasks only)
+    n_tasks = max(1, len(ms.relax_integration.extract_tasks(fused, target)))
+    per_round = max(4, min(64, trials // n_tasks))
+    # MetaSchedule writes every measured candidate to its work folder as it goes: a run that is stopped leaves
+    # them there, and the same command again continues from them with the trials that are left
+    work = work_dir or database_path.parent / ".edgecc-tune" / _run_key(fused, tvm_target, seed)
+    done = _records_in(work)
+    if done < trials:
+        work.mkdir(parents=True, exist_ok=True)
+        ms.relax_integration.tune_relax(fused, params={}, target=target, work_dir=str(work),
+                                        max_trials_global=trials - done, num_trials_per_iter=per_round, seed=seed,
+                                        builder=builder, runner=runner)
+    records = [r for r in open_database(work).get_all_tuning_records() if _measured(r)] if work.exists() else []
+    if not records:
+        where = device.text if device is not None else "this machine"
+        raise (DeviceError if device is not None else TargetError)(
+            f"no candidate ran on {where} ({trials} trials: every build or run failed); nothing written "
+            f"to {database_path}")
+    database_path.mkdir(parents=True, exist_ok=True)
+    merged = _merge(database_path, records)
+    shutil.rmtree(work, ignore_errors=True)  # merged: nothing left to resume
+    return {"trials": trials, "resumed_from": done, "tasks": n_tasks, "trials_per_round": per_round,
+            "records": len(records), "database": str(database_path), "work_dir": str(work),
+            "num_cores": tvm_target.get("num-cores"), "measured_on": device.text if device is not None else "local",
+            **merged}
+
+
+def _run_key(fused, tvm_target: dict, seed: int) -> str:
+    """Names a tuning run by what it tunes (the fused module, the target, the seed): the same command finds it."""
+    import hashlib
+
+    text = f"{fused.script(show_meta=False)}|{json.dumps(tvm_target, sort_keys=True, default=str)}|{seed}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _records_in(work: Path) -> int:
+    """Candidates a stopped run already measured (failed ones count: they spent trials too)."""
+    f = work / RECORDS
+    return sum(1 for line in f.read_text().splitlines() if line.strip()) if f.exists() else 0
 
 
 def _rpc_runner(tvm_target: dict, device, timeout: float):
