@@ -73,6 +73,7 @@ def prepare(model: str, runtimes, work: Path, rebuild: bool) -> dict:
         facts[backend] = {"bundle": str(out), "compile_s": m["compile"]["seconds"],
                           "max_abs_error": m["validation"].get("max_abs_error"),
                           "validation": m["validation"]["status"], "flags": m["compile"]["flags"],
+                          "executor": m["artifact"]["info"].get("executor"),
                           "version": m["versions"].get("iree-base-compiler" if backend == "iree" else "apache-tvm")}
     if not facts:  # the baselines run the model and reference input of a bundle: build one
         facts.update(prepare(model, ("iree",), work, rebuild))
