@@ -105,6 +105,8 @@ def measure(kind: str, model: str, facts: dict, a, iters: int) -> list[float]:
         raise NotRun(base["reason"])
     if base["status"] != "ok":
         raise RuntimeError(base["reason"])
+    # the peer's error vs the bundle's reference output, and how it was set up (threads, precision, delegation)
+    facts.setdefault(kind, {}).update(max_abs_error=base["max_abs_error"], setup=base["timing"]["extra"])
     return base["timing"]["samples"]
 
 

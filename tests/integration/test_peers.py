@@ -81,6 +81,8 @@ def test_host_benchmark_rotates_the_peers_and_names_the_bar(work, monkeypatch, c
     assert row["executorch"] == {"not_run": "not run: pip install edgecc[executorch] (executorch is not installed)"}
     for kind in ("ort", "openvino", "iree"):
         assert len(row[kind]["samples"]) == 6, kind  # 3 per round, 2 rounds
+    for kind in ("ort", "openvino"):
+        assert row[kind]["max_abs_error"] < 1e-5 and row[kind]["setup"]["threads"] == 1, kind
     peer = min(("ort", "openvino"), key=lambda k: row[k]["p50_ms"])
     assert row["fastest_peer"]["name"] == peer
     assert row["iree"]["ratio_to_fastest_peer"] == pytest.approx(row["iree"]["p50_ms"] / row[peer]["p50_ms"])
