@@ -1,11 +1,14 @@
-"""Host CPU benchmark: edgecc's IREE and TVM artifacts against ONNX Runtime and PyTorch eager.
+"""Host CPU benchmark: edgecc's IREE and TVM artifacts against ONNX Runtime, OpenVINO, ExecuTorch (XNNPACK) and
+PyTorch eager.
 
 Each runtime runs in its own process (TVM/IREE worker threads spin and would distort anything sharing their
 process), all with the same thread count, interleaved over `--rounds` rounds so that drift in the machine's load
 hits every runtime alike. The order rotates each round (A B C, B C A, C A B, ...): in a fixed order IREE always
 ran right after PyTorch. Latency is wall clock (time.perf_counter_ns around one inference, batch 1, fp32, input
-already in memory); the table shows medians over all rounds' samples and the ratio to ONNX Runtime (lower is
-better). It says which CPU it ran on: a run elsewhere is its own result.
+already in memory); the table shows medians over all rounds' samples, the fastest peer on each model in this run
+(the bar: ONNX Runtime, OpenVINO, ExecuTorch or PyTorch, whichever had the lowest median) and each runtime's ratio
+to it (lower is better), and edgecc's p90/p50 (steadiness). A peer that is not installed is "not run" with the
+pip extra that installs it. It says which CPU it ran on: a run elsewhere is its own result.
 
     .venv/bin/python benchmarks/host_vs_baselines.py                                   # resnet18 mobilenetv2
     .venv/bin/python benchmarks/host_vs_baselines.py --models resnet18 mobilenetv2 resnet50 resnet8 ds-cnn \\
@@ -22,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import sys
@@ -31,8 +35,21 @@ from pathlib import Path
 
 from edgecc.runtime.stats import summarize
 
-RUNTIMES = ("ort", "torch", "iree", "tvm")
-LABELS = {"ort": "ONNX Runtime", "torch": "PyTorch eager", "iree": "edgecc IREE", "tvm": "edgecc TVM"}
+PEERS = ("ort", "openvino", "executorch", "torch")
+EDGECC = ("iree", "tvm")
+RUNTIMES = PEERS + EDGECC
+LABELS = {"ort": "ONNX Runtime", "openvino": "OpenVINO", "executorch": "ExecuTorch XNNPACK", "torch": "PyTorch eager",
+          "iree": "edgecc IREE", "tvm": "edgecc TVM"}
+PACKAGES = {"ort": "onnxruntime", "openvino": "openvino", "executorch": "executorch", "torch": "torch"}
+
+
+class NotRun(Exception):
+    """A peer that cannot run here (not installed, or the model is not one it takes): no number, the reason."""
+
+
+def folder(work: Path, model: str, what: str) -> Path:
+    """A model's folder under --work (a model given as a path or a factory, like x/net.py:build, is made safe)."""
+    return work / f"{re.sub(r'[^A-Za-z0-9._-]+', '_', model)}-{what}"
 
 
 def prepare(model: str, runtimes, work: Path, rebuild: bool) -> dict:
@@ -42,10 +59,12 @@ def prepare(model: str, runtimes, work: Path, rebuild: bool) -> dict:
 
     facts: dict = {}
     work.mkdir(parents=True, exist_ok=True)
+    if rebuild and folder(work, model, "peers").exists():  # the peers' exported ONNX and .pte (measure)
+        shutil.rmtree(folder(work, model, "peers"))
     for backend in ("iree", "tvm"):
         if backend not in runtimes:
             continue
-        out = work / f"{model}-host-{backend}"
+        out = folder(work, model, f"host-{backend}")
         if rebuild or not (out / "manifest.json").exists():
             if out.exists():
                 shutil.rmtree(out)
@@ -54,19 +73,23 @@ def prepare(model: str, runtimes, work: Path, rebuild: bool) -> dict:
         facts[backend] = {"bundle": str(out), "compile_s": m["compile"]["seconds"],
                           "max_abs_error": m["validation"].get("max_abs_error"),
                           "validation": m["validation"]["status"], "flags": m["compile"]["flags"],
+                          "executor": m["artifact"]["info"].get("executor"),
                           "version": m["versions"].get("iree-base-compiler" if backend == "iree" else "apache-tvm")}
     if not facts:  # the baselines run the model and reference input of a bundle: build one
         facts.update(prepare(model, ("iree",), work, rebuild))
-    for kind, package in (("ort", "onnxruntime"), ("torch", "torch")):
+    for kind, package in PACKAGES.items():
         if kind in runtimes:
-            facts[kind] = {"version": metadata.version(package)}
+            try:
+                facts[kind] = {"version": metadata.version(package)}
+            except metadata.PackageNotFoundError:
+                facts[kind] = {}
     return facts
 
 
-def measure(kind: str, facts: dict, a, iters: int) -> list[float]:
+def measure(kind: str, model: str, facts: dict, a, iters: int) -> list[float]:
     """One round of one runtime, in its own process: edgecc bundles through `edgecc bench`'s worker
-    (runtime/bench.py), ONNX Runtime and PyTorch through the baselines' worker (runtime/baselines.py), which runs
-    the bundle's model on its reference input."""
+    (runtime/bench.py), the peers through the baselines' worker (runtime/baselines.py), which runs the bundle's
+    model on its reference input; what the peers export (ONNX, .pte) is kept under --work for the next round."""
     from edgecc.bundle import Bundle
     from edgecc.compiler.frontends import load_model
     from edgecc.runtime.baselines import run_baselines
@@ -76,9 +99,14 @@ def measure(kind: str, facts: dict, a, iters: int) -> list[float]:
         return list(bench_bundle(Bundle.load(facts[kind]["bundle"]), warmup=a.warmup, iters=iters,
                                  threads=a.threads).samples)
     ref = Bundle.load(facts["iree" if "iree" in facts else "tvm"]["bundle"])
-    [base] = run_baselines(ref, [kind], "host", a.warmup, iters, a.threads, None, load_model=load_model)
+    [base] = run_baselines(ref, [kind], "host", a.warmup, iters, a.threads, None, load_model=load_model,
+                           cache=folder(a.work, model, "peers"))
+    if base["status"] == "not run":
+        raise NotRun(base["reason"])
     if base["status"] != "ok":
         raise RuntimeError(base["reason"])
+    # the peer's error vs the bundle's reference output, and how it was set up (threads, precision, delegation)
+    facts.setdefault(kind, {}).update(max_abs_error=base["max_abs_error"], setup=base["timing"]["extra"])
     return base["timing"]["samples"]
 
 
@@ -92,29 +120,44 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def fastest_peer(row: dict) -> str | None:
+    """The peer with the lowest median on this model in this run (the bar), or None if none ran."""
+    ran = {k: row[k]["p50_ms"] for k in PEERS if "p50_ms" in row.get(k, {})}
+    return min(ran, key=ran.get) if ran else None
+
+
+def _cell(cell: dict | None, bar: float | None, is_bar: bool) -> str:
+    if not cell:
+        return "—"
+    if "not_run" in cell:
+        return cell["not_run"][:70]
+    if "error" in cell:
+        return f"failed: {cell['error'][:60]}"
+    ratio = f" ({cell['p50_ms'] / bar:.2f}×)" if bar and not is_bar else ""
+    return f"{cell['p50_ms']:.2f} ms{ratio}" + (" **bar**" if is_bar else "")
+
+
 def markdown(result: dict) -> str:
     rts = result["runtimes"]
+    ours_rts = [r for r in EDGECC if r in rts]
     out = [f"Measured {result['date']} on {result['cpu']} ({result['logical_cpus']} logical CPUs), "
            f"{result['threads']} threads, batch 1, fp32; wall clock, median of {result['rounds']} interleaved "
            "rounds (order rotated each round), each runtime in its own process. "
-           "Ratio = median / ONNX Runtime median (lower is better).", "",
-           "| model | " + " | ".join(LABELS[r] for r in rts) + " | best edgecc vs ORT |",
-           "|---|" + "---:|" * (len(rts) + 1)]
+           "Ratio = median / the fastest peer's median on that model in this run (lower is better); "
+           "p90/p50 over all rounds' samples.", "",
+           "| model | " + " | ".join(LABELS[r] for r in rts) + " | fastest peer | best edgecc vs fastest peer | "
+           + " | ".join(f"{LABELS[r]} p90/p50" for r in ours_rts) + " |",
+           "|---|" + "---:|" * (len(rts) + 2 + len(ours_rts))]
     for model, row in result["models"].items():
-        ort = row.get("ort", {}).get("p50_ms")
-        cells = []
-        for r in rts:
-            cell = row.get(r)
-            if not cell:
-                cells.append("—")
-            elif "error" in cell:
-                cells.append(f"failed: {cell['error'][:60]}")
-            else:
-                ratio = f" ({cell['p50_ms'] / ort:.2f}×)" if ort and r != "ort" else ""
-                cells.append(f"{cell['p50_ms']:.2f} ms{ratio}")
-        ours = [row[r]["p50_ms"] for r in ("iree", "tvm") if r in row and "p50_ms" in row[r]]
-        best = f"{min(ours) / ort:.2f}×" if ours and ort else "—"
-        out.append(f"| {model} | " + " | ".join(cells) + f" | {best} |")
+        peer = fastest_peer(row)
+        bar = row[peer]["p50_ms"] if peer else None
+        cells = [_cell(row.get(r), bar, r == peer) for r in rts]
+        ours = [row[r]["p50_ms"] for r in EDGECC if r in row and "p50_ms" in row[r]]
+        best = f"{min(ours) / bar:.2f}×" if ours and bar else "—"
+        steady = [f"{row[r]['stats']['p90'] / row[r]['p50_ms']:.2f}" if "p50_ms" in row.get(r, {}) else "—"
+                  for r in ours_rts]
+        out.append(f"| {model} | " + " | ".join(cells) + f" | {LABELS[peer] if peer else '—'} | {best} | "
+                   + " | ".join(steady) + " |")
     return "\n".join(out)
 
 
@@ -143,30 +186,42 @@ def main(argv=None) -> int:
         facts = prepare(model, a.runtimes, a.work, a.rebuild)
         samples: dict[str, list[float]] = {r: [] for r in a.runtimes}
         errors: dict[str, str] = {}
+        not_run: dict[str, str] = {}
         for rnd in range(a.rounds):
             shift = rnd % len(a.runtimes)
             for kind in a.runtimes[shift:] + a.runtimes[:shift]:  # interleaved, rotated: A B C, B C A, C A B, ...
-                if kind in errors:
+                if kind in errors or kind in not_run:
                     continue
                 before = samples[kind]
                 iters = max(2, min(a.iters, int(a.budget_s * 1e3 / statistics.median(before)))) if before else a.iters
                 try:
-                    samples[kind] += measure(kind, facts, a, iters)
+                    samples[kind] += measure(kind, model, facts, a, iters)
+                except NotRun as e:
+                    not_run[kind] = str(e)
                 except Exception as e:  # one runtime failing must not hide the others' numbers
                     errors[kind] = str(e)
             medians = {k: f"{statistics.median(v):.2f}" for k, v in samples.items() if v}
             print(f"[{model}] round {rnd + 1}/{a.rounds} medians (ms): {medians}", file=sys.stderr)
         row = {}
         for kind in a.runtimes:
+            if kind in not_run:
+                row[kind] = {"not_run": not_run[kind]}
+                continue
             if kind in errors:
                 row[kind] = {"error": errors[kind]}
                 continue
             stats = summarize(samples[kind])
             row[kind] = {"p50_ms": stats["p50"], "stats": stats, "samples": samples[kind], **facts.get(kind, {})}
-        ort = row.get("ort", {}).get("p50_ms")
-        for kind in ("iree", "tvm", "torch"):
-            if ort and "p50_ms" in row.get(kind, {}):
+        ort, peer = row.get("ort", {}).get("p50_ms"), fastest_peer(row)
+        for kind in a.runtimes:
+            if "p50_ms" not in row.get(kind, {}):
+                continue
+            if ort and kind != "ort":
                 row[kind]["ratio_to_ort"] = row[kind]["p50_ms"] / ort
+            if peer:
+                row[kind]["ratio_to_fastest_peer"] = row[kind]["p50_ms"] / row[peer]["p50_ms"]
+            row[kind]["p90_over_p50"] = row[kind]["stats"]["p90"] / row[kind]["p50_ms"]
+        row["fastest_peer"] = {"name": peer, "label": LABELS[peer], "p50_ms": row[peer]["p50_ms"]} if peer else None
         result["models"][model] = row
     md = markdown(result)
     print(md)

@@ -34,8 +34,15 @@ class OutputOf(nn.Module):
 
 
 def _transformers():
+    import logging
+
     from edgecc.errors import require
 
+    # transformers imports torchao when it is installed (executorch, in edgecc[full], brings it); on a CPU-only torch
+    # torchao warns about each CUDA extension it cannot load, and re-registers enums torch now treats natively:
+    # lines on every command's stderr that say nothing about the user's model
+    for noisy in ("torchao", "torch.utils._pytree"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
     return require("transformers", "transformers", "the transformers models")
 
 

@@ -38,7 +38,8 @@ def environment() -> dict:
            "distro": _os_release(), "machine": platform.machine(), "python": platform.python_version(), "tools": {}}
     from importlib import metadata
 
-    for pkg in ("edgecc", "iree-base-runtime", "apache-tvm", "torch", "onnxruntime", "numpy"):
+    for pkg in ("edgecc", "iree-base-runtime", "apache-tvm", "torch", "onnxruntime", "openvino", "executorch",
+                "numpy"):
         try:
             env["tools"][pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -79,6 +80,7 @@ def run_record(bundle, timing, device: dict, baselines: list | None = None) -> d
            "compile_seconds": m.compile.get("seconds"),
            "artifact": {"file": m.artifact.entry, "bytes": m.files[m.artifact.entry].size},
            "memory": None, "baselines": baselines or []}
+    rec["fastest_peer"] = fastest_peer(rec)
     if mem:
         rec["memory"] = {"flash_bytes": mem.flash_bytes, "ram_bytes": mem.ram_bytes, "arena_bytes": mem.arena_bytes,
                          "board_flash_bytes": mem.board_flash_bytes, "board_ram_bytes": mem.board_ram_bytes,
@@ -87,6 +89,29 @@ def run_record(bundle, timing, device: dict, baselines: list | None = None) -> d
     if peak is not None and rec["memory"] is not None:
         rec["memory"]["workspace_peak_bytes"] = peak
     return rec
+
+
+def fastest_peer(run: dict) -> dict | None:
+    """The fastest baseline timed beside this run (same device, same run, each in its own process), the bar the
+    artifact is held to: {"name", "p50_ms", "ratio"}, ratio = the artifact's p50 / the peer's (below 1: edgecc is
+    faster). None without a millisecond timing or a baseline that ran. Derived from the raw samples.
+
+        fastest_peer(run)   # {"name": "openvino", "p50_ms": 1.93, "ratio": 1.16}
+    """
+    t = run.get("timing")
+    ok = [b for b in run.get("baselines") or [] if b.get("status") == "ok" and (b.get("timing") or {}).get("samples")]
+    if not t or t.get("unit") != "ms" or not t.get("samples") or not ok:
+        return None
+    p50s = {b["name"]: summarize(b["timing"]["samples"])["p50"] for b in ok}
+    name = min(p50s, key=p50s.get)
+    mine = summarize(t["samples"])["p50"]
+    return {"name": name, "p50_ms": p50s[name], "ratio": mine / p50s[name] if p50s[name] > 0 else None}
+
+
+def peer_text(run: dict) -> str:
+    """'1.16x openvino' (the artifact's p50 over the fastest peer's), or '–'."""
+    peer = fastest_peer(run)
+    return f"{peer['ratio']:.2f}x {peer['name']}" if peer and peer["ratio"] is not None else "–"
 
 
 def failed_record(bundle, device: dict, error: str) -> dict:
@@ -149,6 +174,7 @@ def load_report(path: Path) -> dict:
     for run in doc["runs"]:  # statistics are derived data: recompute them from the raw samples
         if run.get("timing"):
             run["timing"]["stats"] = summarize(run["timing"]["samples"])
+        run["fastest_peer"] = fastest_peer(run)
     return doc
 
 
@@ -220,6 +246,10 @@ def bench_rows(runs: list[dict]) -> list[tuple]:
                   f"edgecc {1 / speedup:.2f}x slower" if speedup else "")
             rows.append((f"  {b['name']}", "", "", r["device"]["spec"], "ms", fmt(bs["min"]), fmt(bs["p50"]),
                          fmt(bs["p90"]), fmt(bs["p99"]), fmt(bs["mean"]), str(bs["n"]), vs))
+        peer = fastest_peer(r)
+        if peer and peer["ratio"] is not None:
+            rows.append((f"  fastest peer: {peer['name']}", "", "", r["device"]["spec"], *[""] * 7,
+                         f"edgecc p50 = {peer['ratio']:.2f}x {peer['name']}'s"))
     return rows
 
 
@@ -240,7 +270,7 @@ def _num(x, unit: str) -> str:
 def to_markdown(doc: dict) -> str:
     """A GitHub-flavoured Markdown table per report (for PR comments)."""
     head = ("| model | target | backend | device | unit | min | p50 | p90 | p99 | mean | std | n (warm-up) | "
-            "status | artifact | compile | error vs reference | baselines |")
+            "status | artifact | compile | error vs reference | baselines | vs fastest peer |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     methods = []
     for r in doc["runs"]:
@@ -255,7 +285,7 @@ def to_markdown(doc: dict) -> str:
                                 if r["status"] != "ok" else "")
         if not t:
             lines.append(f"| {r['model']} | {r['target']} | {r['backend']} | {r['device']['spec']} | – | – | – | – "
-                         f"| – | – | – | – | {status} | {size_s} | {comp} | {err} | {base} |")
+                         f"| – | – | – | – | {status} | {size_s} | {comp} | {err} | {base} | – |")
             continue
         s, u = t["stats"], t["unit"]
         if t["method"] not in methods:
@@ -263,7 +293,8 @@ def to_markdown(doc: dict) -> str:
         mark = f"[{methods.index(t['method']) + 1}]"
         lines.append(f"| {r['model']} | {r['target']} | {r['backend']} | {r['device']['spec']} | {u} {mark} | "
                      + " | ".join(_num(s.get(k), u) for k in ("min", "p50", "p90", "p99", "mean", "std"))
-                     + f" | {s['n']} ({t['warmup']}) | {status} | {size_s} | {comp} | {err} | {base} |")
+                     + f" | {s['n']} ({t['warmup']}) | {status} | {size_s} | {comp} | {err} | {base} | "
+                     f"{peer_text(r)} |")
     lines.append("")
     lines += [f"[{i + 1}] {m}" for i, m in enumerate(methods)]
     env = doc.get("environment", {})

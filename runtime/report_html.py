@@ -2,7 +2,7 @@
 
 Plots (each an <svg class="plot"> with a stable id, for tests and for people linking to them):
   #latency-<unit>   latency distribution per artifact: box (p10..p90 whiskers, p25..p75 box, p50 line) + samples
-  #baselines        p50 of each artifact beside its ONNX Runtime / PyTorch baselines, same device and run
+  #baselines        p50 of each artifact beside its baselines (ORT, OpenVINO, ExecuTorch, PyTorch), same device and run
   #mcu-footprint    flash and RAM of microcontroller artifacts against their board's capacity
 """
 
@@ -204,9 +204,9 @@ def to_html(doc: dict, title: str = "edgecc benchmark report") -> str:
 
 def _table(runs: list[dict]) -> str:
     head = ["model", "target", "backend", "device", "method", "unit", "min", "p50", "p90", "p99", "mean", "std",
-            "n (warm-up)", "status", "artifact", "compile", "error vs reference", "baselines"]
+            "n (warm-up)", "status", "artifact", "compile", "error vs reference", "baselines", "vs fastest peer"]
     rows = []
-    from edgecc.runtime.report import _artifact_text, _baseline_text, _num
+    from edgecc.runtime.report import _artifact_text, _baseline_text, _num, peer_text
 
     for r in runs:
         t = r.get("timing")
@@ -224,7 +224,8 @@ def _table(runs: list[dict]) -> str:
         cells += [f"{s.get('n', 0)} ({(t or {}).get('warmup', '–')})", status, art,
                   f"{r['compile_seconds']:.1f} s" if r.get("compile_seconds") is not None else "–",
                   html.escape(str(err)),
-                  html.escape("; ".join(_baseline_text(b) for b in r.get("baselines", [])) or "–")]
+                  html.escape("; ".join(_baseline_text(b) for b in r.get("baselines", [])) or "–"),
+                  html.escape(peer_text(r))]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return ('<table id="results"><thead><tr>' + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>"
             + "".join(rows) + "</tbody></table>")

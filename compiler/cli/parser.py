@@ -248,8 +248,9 @@ def _add_bench(sub) -> None:
                    "<bundle>.bench.json for one bundle, bench.json beside the first for several)")
     b.add_argument("--device", "-d", help="host | qemu | ssh://user@host[:port] | rpc://tracker:port/key (default: "
                    "where each bundle's runner runs from here)")
-    b.add_argument("--baselines", default="", help="comma-separated: ort,torch (ONNX Runtime, PyTorch eager; "
-                   "same device, own processes)")
+    b.add_argument("--baselines", default="", help="comma-separated: ort,openvino,executorch,torch (ONNX "
+                   "Runtime, OpenVINO, ExecuTorch with XNNPACK, PyTorch eager; same device and threads, own "
+                   "processes; the report names the fastest)")
     b.add_argument("--chunk", type=_int_at_least(0), default=0,
                    help="remote devices: samples per round trip (default: 10)")
     b.add_argument("--retries", type=_int_at_least(0), default=2,

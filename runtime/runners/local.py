@@ -60,10 +60,23 @@ class IreeLocalRunner(LocalRunner):
         if driver not in ("local-task", "local-sync"):
             self.where = f"host {driver} GPU"
         check_host_cpu(bundle)
-        if self.threads and driver == "local-task":
-            rt.flags.parse_flags(f"--task_topology_max_group_count={self.threads}")
+        from edgecc.compiler.backends.iree.executor import task_flags
+
+        # the executor the compiler chose (manifest artifact info "executor"), so every run of the bundle uses it
+        self.run_config = {"driver": driver, "flags": []}
+        if driver == "local-task":
+            self.run_config["flags"] = task_flags(info.get("executor"), self.threads, len(os.sched_getaffinity(0)))
+            for flag in self.run_config["flags"]:
+                rt.flags.parse_flags(flag)
+        elif driver == "local-sync":
+            self.run_config["threads"] = 1  # the caller's thread: --threads does not apply
         self._module = rt.load_vm_flatbuffer_file(str(bundle.artifact()), driver=driver)
         self._fn = self._module[info.get("function", "main")]
+
+    def time(self, inputs, warmup: int, iters: int) -> dict:
+        timing = super().time(inputs, warmup, iters)
+        timing["extra"]["iree_runtime"] = self.run_config  # the driver and task-topology flags the samples had
+        return timing
 
     def _run(self, inputs):
         out = self._fn(*inputs)

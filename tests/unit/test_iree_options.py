@@ -43,5 +43,24 @@ def test_unknown_key_lists_the_valid_ones():
 def test_backend_options_are_the_dataclass_user_keys():
     assert list(IreeBackend.OPTIONS) == ["nhwc_rewrite", "nhwc_graph", "conv_data_tiling",
                                          "conv_data_tiling_min_channels", "space_to_depth", "max_pool_slices",
-                                         "matmul_vector_n", "conv_vector_n"]
+                                         "matmul_vector_n", "conv_vector_n", "executor"]
     assert all(IreeBackend.OPTIONS.values())
+
+
+def test_executor_option_user_over_target_and_checked():
+    from edgecc.compiler.backends.iree.executor import task_flags
+
+    host = {"executor": "auto", "executor_sync_below_macs_per_layer": 2000000}
+    assert IreeOptions.parse({}, host).executor == "auto"
+    assert IreeOptions.parse({"executor": "Local-Sync"}, host).executor == "local-sync"
+    assert IreeOptions.parse({}, host).executor_sync_below_macs_per_layer == 2000000
+    assert IreeOptions.parse({}, {}).executor == ""  # a target without the choice keeps its driver
+    with pytest.raises(TargetError) as e:
+        IreeOptions.parse({"executor": "fast"}, host)
+    assert str(e.value) == "--option executor=fast: expected one of auto, local-task, local-sync"
+    with pytest.raises(TargetError, match="this target has no CPU executor to choose"):
+        IreeOptions.parse({"executor": "local-sync"}, {})
+    # unpinned workers where the manifest says so (threads, else every CPU); bundles from before: IREE's pinned form
+    assert task_flags({"workers": "unpinned"}, 2, 16) == ["--task_topology_group_count=2"]
+    assert task_flags({"workers": "unpinned"}, 0, 16) == ["--task_topology_group_count=16"]
+    assert task_flags(None, 2, 16) == ["--task_topology_max_group_count=2"] and task_flags(None, 0, 16) == []

@@ -92,3 +92,20 @@ def test_a_report_with_a_sample_that_is_not_a_number_is_refused(tmp_path, sample
     (tmp_path / "r.json").write_text(json.dumps(doc))
     with pytest.raises(ReportError, match="is not a finite, non-negative ms value"):
         load_reports([tmp_path / "r.json"])
+
+
+def test_fastest_peer_is_the_lowest_p50_that_ran_and_is_recomputed_on_load(tmp_path):
+    from edgecc.runtime.report import fastest_peer, peer_text
+
+    run = _run([2.0, 2.0, 2.2])
+    assert fastest_peer(run) is None and peer_text(run) == "–"  # no baseline: no bar
+    run["baselines"] = [{"name": "onnxruntime", "status": "ok", "timing": _run([1.6, 1.6])["timing"],
+                         "speedup": 0.8},
+                        {"name": "openvino", "status": "ok", "timing": _run([1.0, 1.0, 9.0])["timing"],
+                         "speedup": 0.5},
+                        {"name": "executorch-xnnpack", "status": "not run", "reason": "not run: pip install x"}]
+    assert fastest_peer(run) == {"name": "openvino", "p50_ms": 1.0, "ratio": 2.0}
+    run["fastest_peer"] = {"name": "stale"}  # derived data: a report's own value is not trusted on load
+    (tmp_path / "r.json").write_text(json.dumps(make_report([run], env={})))
+    [loaded] = load_reports([tmp_path / "r.json"])["runs"]
+    assert loaded["fastest_peer"]["name"] == "openvino" and "| 2.00x openvino |" in to_markdown({"runs": [loaded]})

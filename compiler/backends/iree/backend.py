@@ -18,6 +18,7 @@ from edgecc.tools import package_version, run_tool
 
 from .cuda import flag_value, inspect_cuda_vmfb
 from .device_scripts import write_device_scripts
+from .executor import choose_executor
 from .importer import entry_function, entry_signature, import_model, raise_if_onnx_op_fails, raise_if_unsupported
 from .options import OPTIONS, IreeOptions
 from .pipeline import MODULE_PASSES, TILE_PASSES, Build, run_passes
@@ -50,6 +51,8 @@ class IreeBackend:
                       graph_stats=graph_stats)
         if graph_stats is not None:
             build.info["nhwc_graph"] = graph_stats
+        if opts.executor:
+            build.info["executor"] = choose_executor(model, opts)
         try:
             run_passes(MODULE_PASSES, build)
             build.flags += list(options.extra_flags)
@@ -95,13 +98,15 @@ class IreeBackend:
 
     def _info(self, cfg, build: Build) -> dict:
         """The artifact info: how to run it, and what the passes did."""
-        info = {"driver": cfg.driver or "local-task", "function": entry_function(build.mlir),
+        executor = build.info.get("executor")
+        info = {"driver": executor["driver"] if executor else (cfg.driver or "local-task"),
+                "function": entry_function(build.mlir),
                 "device_runtime": f"pip install iree-base-runtime=={package_version('iree-base-runtime')}"}
         if "--iree-llvmcpu-target-cpu=host" in build.flags:
             # target-cpu=host code uses every ISA extension of this CPU: record them, runners check them
             info["host_cpu"] = host_cpu_name()
             info["host_cpu_isa"] = cpu_isa_flags()
-        info.update((key, build.info[key]) for key in (*_PASS_INFO, "fallback") if key in build.info)
+        info.update((key, build.info[key]) for key in (*_PASS_INFO, "executor", "fallback") if key in build.info)
         if build.options.note:
             info["note"] = build.options.note
         return info

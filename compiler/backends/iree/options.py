@@ -32,7 +32,10 @@ class IreeOptions:
         default=0, metadata=_user("0 or a power of two 8..64: vector N tile of default-tiled matmuls"))
     conv_vector_n: int = field(
         default=0, metadata=_user("0 or a power of two 8..64: vector N tile of direct convolutions"))
+    # "" : the target has no executor choice (its driver as written); else auto / local-task / local-sync
+    executor: str = field(default="", metadata=_user("auto/local-task/local-sync: the CPU executor (executor.py)"))
     # target-file only
+    executor_sync_below_macs_per_layer: int = 0
     conv_data_tiling_flags: tuple[str, ...] = ()
     conv_data_tiling_off_flags: tuple[str, ...] = ()
     matmul_data_tiling_flags: tuple[str, ...] = ()
@@ -59,6 +62,8 @@ class IreeOptions:
             matmul_vector_n=_vector_n_option(user, target, "matmul_vector_n"),
             conv_vector_n=_vector_n_option(user, target, "conv_vector_n"),
             conv_data_tiling_min_channels=_count_option(user, target, "conv_data_tiling_min_channels"),
+            executor=_executor_option(user, target),
+            executor_sync_below_macs_per_layer=int(target.get("executor_sync_below_macs_per_layer", 0)),
             conv_data_tiling_flags=tuple(target.get("conv_data_tiling_flags", [])),
             conv_data_tiling_off_flags=tuple(target.get("conv_data_tiling_off_flags", [])),
             matmul_data_tiling_flags=tuple(target.get("matmul_data_tiling_flags") or ()),
@@ -116,3 +121,13 @@ def _count_option(user_opts: dict, target_opts: dict, key: str) -> int:
     if not str(value).isdigit():
         raise TargetError(f"--option {key}={value}: expected a whole number of channels, 0 or more")
     return int(str(value))
+
+
+def _executor_option(user_opts: dict, target_opts: dict) -> str:
+    """`executor`, the user's over the target's; only on targets that choose one (a CPU driver)."""
+    from .executor import check_executor
+
+    if "executor" in user_opts and "executor" not in target_opts:
+        raise TargetError("--option executor: this target has no CPU executor to choose (only targets with "
+                          "executor in [backends.iree] options, like host)")
+    return check_executor(user_opts.get("executor", target_opts.get("executor", "")))
