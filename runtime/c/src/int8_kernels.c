@@ -13,6 +13,12 @@
 #include <stdint.h>
 
 #define Q8_ASM_GEMM 0
+#if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
+#define Q8_MVE 1 /* Helium: the conv, depthwise and add kernels of include/edgecc/int8_mve.h */
+#include "edgecc/int8_mve.h"
+#else
+#define Q8_MVE 0
+#endif
 #if defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32)
 #include <arm_acle.h>
 #define q8_sxtb16(x) ((int32_t)__sxtb16(x))
@@ -350,12 +356,20 @@ static inline __attribute__((always_inline)) void conv_impl(const edgecc_q8_conv
 
 void edgecc_q8_conv(const edgecc_q8_conv_params* p, const int8_t* in, const int8_t* weights, const int32_t* bias,
                     const int32_t* multiplier, const int8_t* shift, int8_t* out, int16_t* scratch) {
+#if Q8_MVE
+  q8_mve_conv(p, in, weights, bias, multiplier, shift, 0, 0, out, (int8_t*)scratch);
+  return;
+#endif
   conv_impl(p, in, weights, bias, multiplier, shift, out, scratch, 0, 0);
 }
 
 void edgecc_q8_conv_add(const edgecc_q8_conv_params* p, const int8_t* in, const int8_t* weights, const int32_t* bias,
                         const int32_t* multiplier, const int8_t* shift, const edgecc_q8_add_params* add,
                         const int8_t* residual, int8_t* out, int16_t* scratch) {
+#if Q8_MVE
+  q8_mve_conv(p, in, weights, bias, multiplier, shift, add, residual, out, (int8_t*)scratch);
+  return;
+#endif
   int32_t table[512];
   q8_residual res;
   q8_residual_init(&res, add, p->oh * p->ow * p->oc >= 1024 ? table : 0);
@@ -369,6 +383,10 @@ void edgecc_q8_conv_add(const edgecc_q8_conv_params* p, const int8_t* in, const 
 void edgecc_q8_depthwise_conv(const edgecc_q8_conv_params* p, const int8_t* in, const int8_t* weights,
                               const int32_t* bias, const int32_t* multiplier, const int8_t* shift, int8_t* out,
                               int32_t* scratch) {
+#if Q8_MVE
+  q8_mve_depthwise_conv(p, in, weights, bias, multiplier, shift, out);
+  return;
+#endif
   const int c = p->ic, c4 = (c & 3) == 0 ? c : 0, rowstep = p->iw * c;
   const int32_t zp = p->zp_in, zp2 = (int32_t)(((uint32_t)(uint16_t)zp << 16) | (uint16_t)zp);
   for (int oy = 0; oy < p->oh; oy++) {
@@ -424,6 +442,10 @@ void edgecc_q8_depthwise_conv(const edgecc_q8_conv_params* p, const int8_t* in, 
 
 /* TFLite ADD (the arithmetic is q8_add_rows'); out may be a or b. */
 void edgecc_q8_add(const edgecc_q8_add_params* p, const int8_t* a, const int8_t* b, int8_t* out, int n) {
+#if Q8_MVE
+  q8_mve_add(p, a, b, out, n);
+  return;
+#endif
   int32_t table[512];
   q8_residual res;
   q8_residual_init(&res, p, n >= 1024 ? table : 0);
