@@ -58,7 +58,7 @@ def test_mve_int8_kernels_are_bit_exact_on_the_m55(tmp_path):
     # the firmware runs the Helium kernels, not the DSP ones
     symbols = subprocess.run(["arm-none-eabi-nm", str(bundle.path / "firmware.elf")], capture_output=True,
                              text=True, check=True).stdout
-    assert "q8_mve_conv" in symbols and "q8_mve_dw_pixel8" in symbols and "q8_mve_dw_pixel_tail" in symbols
+    assert "q8_mve_conv" in symbols and "q8_mve_dw_row8" in symbols and "q8_mve_dw_row_tail" in symbols
     g = capture_graph(net, torch.from_numpy(x[:1]))
     quantize_graph(g, calibrate(g, cal))
     got = bundle.runner().run_many(x)

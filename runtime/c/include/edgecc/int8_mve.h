@@ -252,18 +252,31 @@ Q8_MVE_INLINE void q8_mve_dw_pixel(const q8_mve_dw_block* blk, const edgecc_q8_c
     vstrbq_p_s16(dst, v, p16);
 }
 
-/* the two forms, not inlined: the tap loop then has the vector registers to itself (inlined into the block loop,
- * gcc spilled the products) */
-static __attribute__((noinline)) void q8_mve_dw_pixel8(const q8_mve_dw_block* blk, const edgecc_q8_conv_params* p,
-                                                       const int8_t* src0, const int8_t* weights, int ky0, int ky1,
-                                                       int kx0, int kx1, int8_t* dst) {
-  q8_mve_dw_pixel(blk, p, src0, weights, ky0, ky1, kx0, kx1, dst, 1);
+/* output row oy of a block (channels ch..ch+7 of every pixel) */
+Q8_MVE_INLINE void q8_mve_dw_row(const q8_mve_dw_block* blk, const edgecc_q8_conv_params* p, const int8_t* in,
+                                 const int8_t* weights, int oy, int8_t* out, int full) {
+  const int c = p->ic, iy0 = oy * p->sh - p->ph, ky0 = iy0 < 0 ? -iy0 : 0;
+  const int ky1 = p->ih - iy0 < p->kh ? p->ih - iy0 : p->kh;
+  for (int ox = 0; ox < p->ow; ox++) {
+    const int ix0 = ox * p->sw - p->pw, kx0 = ix0 < 0 ? -ix0 : 0;
+    const int kx1 = p->iw - ix0 < p->kw ? p->iw - ix0 : p->kw;
+    /* tap (0, 0) of the window, maybe outside the image: only offset from */
+    q8_mve_dw_pixel(blk, p, in + (iy0 * p->iw + ix0) * c, weights, ky0, ky1, kx0, kx1, out + (oy * p->ow + ox) * c,
+                    full);
+  }
 }
 
-static __attribute__((noinline)) void q8_mve_dw_pixel_tail(const q8_mve_dw_block* blk, const edgecc_q8_conv_params* p,
-                                                           const int8_t* src0, const int8_t* weights, int ky0,
-                                                           int ky1, int kx0, int kx1, int8_t* dst) {
-  q8_mve_dw_pixel(blk, p, src0, weights, ky0, ky1, kx0, kx1, dst, 0);
+/* the two forms, not inlined: the tap loop then has the vector registers to itself (inlined into the block loop,
+ * gcc spilled the products) */
+static __attribute__((noinline)) void q8_mve_dw_row8(const q8_mve_dw_block* blk, const edgecc_q8_conv_params* p,
+                                                     const int8_t* in, const int8_t* weights, int oy, int8_t* out) {
+  q8_mve_dw_row(blk, p, in, weights, oy, out, 1);
+}
+
+static __attribute__((noinline)) void q8_mve_dw_row_tail(const q8_mve_dw_block* blk, const edgecc_q8_conv_params* p,
+                                                         const int8_t* in, const int8_t* weights, int oy,
+                                                         int8_t* out) {
+  q8_mve_dw_row(blk, p, in, weights, oy, out, 0);
 }
 
 /* Depthwise (edgecc_q8_depthwise_conv's contract; no scratch): blocks of 8 channels (the last predicated)
@@ -283,18 +296,8 @@ static void q8_mve_depthwise_conv(const edgecc_q8_conv_params* p, const int8_t* 
                              vldrbq_gather_offset_z_s32(shift + ch, odd, po), p->zp_out, p->act_min);
     blk.be = vldrwq_gather_shifted_offset_z_s32(bias + ch, even, pe);
     blk.bo = vldrwq_gather_shifted_offset_z_s32(bias + ch, odd, po);
-    for (int oy = 0; oy < p->oh; oy++) {
-      const int iy0 = oy * p->sh - p->ph, ky0 = iy0 < 0 ? -iy0 : 0;
-      const int ky1 = p->ih - iy0 < p->kh ? p->ih - iy0 : p->kh;
-      for (int ox = 0; ox < p->ow; ox++) {
-        const int ix0 = ox * p->sw - p->pw, kx0 = ix0 < 0 ? -ix0 : 0;
-        const int kx1 = p->iw - ix0 < p->kw ? p->iw - ix0 : p->kw;
-        /* tap (0, 0) of the window, maybe outside the image: only offset from */
-        (left >= 8 ? q8_mve_dw_pixel8 : q8_mve_dw_pixel_tail)(&blk, p, in + (iy0 * p->iw + ix0) * c + ch,
-                                                              weights + ch, ky0, ky1, kx0, kx1,
-                                                              out + (oy * p->ow + ox) * c + ch);
-      }
-    }
+    for (int oy = 0; oy < p->oh; oy++)
+      (left >= 8 ? q8_mve_dw_row8 : q8_mve_dw_row_tail)(&blk, p, in + ch, weights + ch, oy, out + ch);
   }
 }
 
