@@ -1,5 +1,6 @@
 """edgecc's int8 kernels in their DSP build (SMLAD / SXTB16, the 2 channels x 2 pixels GEMM) on a Cortex-M in
-qemu-system-arm, bit-exact with the numpy TFLite-arithmetic reference (run_int8) on every output.
+qemu-system-arm, bit-exact with the numpy TFLite-arithmetic reference (run_int8) on every output. On the M55 the same
+net runs the Helium (MVE) build (test_int8_kernels_mve.py adds the shapes that build splits on).
 
 The net is shaped to reach every path of edgecc_q8_conv: the byte-wise im2col (3 and 7 input channels), the
 word-wise im2col with padding (8 channels) and its 1x1 form, odd output-channel counts (the 1-channel tail), odd

@@ -4,7 +4,8 @@
  * biases int32 at scale s_in * s_w; every kernel accumulates in int32 and requantizes with a Q31 fixed-point
  * multiplier and a shift (gemmlowp SaturatingRoundingDoublingHighMul + RoundingDivideByPOT), then clamps to the
  * fused activation range. No float in any kernel except the quantize / dequantize at the model's edges.
- * On cores with the DSP extension (M4, M7, M55) the dot products use SMLAD: two 16x16 MACs per instruction.
+ * On cores with the DSP extension (M4, M7) the dot products use SMLAD: two 16x16 MACs per instruction; on cores
+ * with integer Helium (M55) the kernels of int8_mve.h, VMLADAVA: sixteen 8x8 MACs per instruction.
  */
 #ifndef EDGECC_INT8_H_
 #define EDGECC_INT8_H_
