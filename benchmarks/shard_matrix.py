@@ -22,13 +22,21 @@ RUN_FIELDS = ("compile_seconds", "bundle")
 RUN_EXTRA = ("wall_seconds", "node")
 
 
-def comparable(summary: dict) -> list[dict]:
+def comparable(summary: dict, roots: list[str] = ()) -> list[dict]:
+    """The cells without run-dependent fields; each build's output folder (in a failed cell's "work folder kept
+    in ..." reason) reads as <output>, since the shards build into folders of their own."""
     out = []
-    for c in summary["cells"]:
+    for c in json.loads(_unrooted(json.dumps(summary), roots))["cells"]:
         c = {k: v for k, v in c.items() if k not in RUN_FIELDS}
         c["extra"] = {k: v for k, v in c.get("extra", {}).items() if k not in RUN_EXTRA}
         out.append(c)
     return out
+
+
+def _unrooted(text: str, roots) -> str:
+    for r in sorted(map(str, roots), key=len, reverse=True):
+        text = text.replace(json.dumps(r)[1:-1], "<output>")
+    return text
 
 
 def edgecc(*args) -> tuple[int, float]:
@@ -61,13 +69,14 @@ def main() -> None:
     rows.append(("merge", rc, wall, len(json.loads((out / "merged" / "summary.json").read_text())["cells"])))
     whole = json.loads((out / "whole" / "summary.json").read_text())
     merged = json.loads((out / "merged" / "summary.json").read_text())
-    same = comparable(whole) == comparable(merged) and whole["counts"] == merged["counts"]
+    roots = [out / "whole", *[out / f"shard{k}" for k in range(1, args.shards + 1)]]
+    same = comparable(whole, roots) == comparable(merged, roots) and whole["counts"] == merged["counts"]
     print("| run | exit | wall s | cells |\n|---|---|---|---|")
     for name, rc, wall, n in rows:
         print(f"| {name} | {rc} | {wall:.0f} | {n} |")
     print(f"\ncounts unsharded {whole['counts']}, merged {merged['counts']}; same summary: {same}")
     if not same:
-        for a, b in zip(comparable(whole), comparable(merged), strict=False):
+        for a, b in zip(comparable(whole, roots), comparable(merged, roots), strict=False):
             if a != b:
                 print("differs:", json.dumps(a)[:300], "\n     vs:", json.dumps(b)[:300])
         sys.exit(1)
