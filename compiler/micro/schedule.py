@@ -33,6 +33,53 @@ def _leading_spatial(sch, block) -> int:
     return n if all(k == REDUCE for k in kinds[n:]) else 0
 
 
+ACCUMULATORS = 8  # fp32 accumulators per register block: with its operands it stays in the FPU's 32 registers
+
+
+def _block_shape(channels: int, columns: int) -> tuple[int, int]:
+    """(output channels, output columns) per block. Columns first: the inputs a block reads carry the padding
+    predicate, so sharing them is worth more than sharing weights; channels fill the block when the width does
+    not divide (ds-cnn's 5 columns)."""
+    bw = next(b for b in (8, 4, 2, 1) if columns % b == 0)
+    bc = next(b for b in (8, 4, 2, 1) if b * bw <= ACCUMULATORS and channels % b == 0)
+    return bc, bw
+
+
+def _register_block(sch, block, n_spatial: int) -> bool:
+    """A conv2d (4-D NCHW) or dense (2-D) reduction computed in register blocks: `_block_shape` outputs per
+    step, the block innermost under the reduction loops and unrolled, so each input value and each weight is
+    loaded once per block (the int8 kernels' blocking, in fp32). Shapes that do not split are left as they were."""
+    from tvm import s_tir
+
+    loops = sch.get_loops(block)
+    if n_spatial not in (2, 4) or len(loops) == n_spatial:
+        return False
+    extents = [int(sch.get(lp).extent) for lp in loops]
+    if n_spatial == 4:
+        bc, bw = _block_shape(extents[1], extents[3])
+    else:
+        bc, bw = 1, next(b for b in (8, 4, 2, 1) if extents[1] % b == 0)
+    if bc * bw == 1:
+        return False
+    try:
+        if n_spatial == 4:
+            n, c, h, w, *red = loops
+            co, ci = sch.split(c, [None, bc])
+            wo, wi = sch.split(w, [None, bw])
+            sch.reorder(n, co, h, wo, *red, ci, wi)
+            inner = (ci, wi)
+        else:
+            i, j, *red = loops
+            jo, ji = sch.split(j, [None, bw])
+            sch.reorder(i, jo, *red, ji)
+            inner = (ji,)
+        for lp in inner:
+            sch.unroll(lp)
+    except s_tir.ScheduleError:
+        return False
+    return True
+
+
 def schedule_for_mcu(func):
     """Return `func` (a legalized, fused PrimFunc) with padding/epilogues inlined and reductions fused.
 
@@ -64,10 +111,12 @@ def schedule_for_mcu(func):
         n_spatial = _leading_spatial(sch, block)
         if n_spatial == 0:
             continue
+        _register_block(sch, block, n_spatial)  # the leading loops keep their count: the epilogue goes under
+        at = n_spatial - 1  # the last outer one, once per block
         consumers = sch.get_consumers(block)
         if len(consumers) == 1:
             try:
-                sch.reverse_compute_at(consumers[0], sch.get_loops(block)[n_spatial - 1])
+                sch.reverse_compute_at(consumers[0], sch.get_loops(block)[at])
             except s_tir.ScheduleError:
                 pass
         try:
