@@ -122,7 +122,9 @@ def main(argv=None) -> int:
     p.add_argument("--json", type=Path, help="also write the rows (with raw samples) here")
     p.add_argument("--keep", type=Path, help="keep the bundles in this folder")
     a = p.parse_args(argv)
-    rows = []
+    from edgecc.errors import BudgetError
+
+    rows, skipped = [], []
     with tempfile.TemporaryDirectory(prefix="edgecc-cortexm-") as tmp:
         root = a.keep or Path(tmp)
         for model in a.models:
@@ -131,12 +133,18 @@ def main(argv=None) -> int:
                     runs = ([(c, "inplace") for c in a.codegens] if precision == "fp32" else
                             [(a.codegens[0], plan) for plan in a.plans])
                     for codegen, plan in runs:
-                        rows.append(measure(model, target, codegen, root, a.iters, precision, plan))
+                        try:
+                            rows.append(measure(model, target, codegen, root, a.iters, precision, plan))
+                        except BudgetError as e:  # the model does not fit the board: a row that says so
+                            skipped.append(f"{model} {target} {precision} {codegen}: does not fit ({e})")
+                            print(skipped[-1], file=sys.stderr)
+                            continue
                         print(f"{model} {target} {precision} {rows[-1]['codegen']}: "
                               f"{rows[-1]['instructions']:,} instructions", file=sys.stderr)
     if a.json:
         a.json.write_text(json.dumps(rows, indent=1))
     print(markdown(rows))
+    print("".join(f"\n- not run: {line}" for line in skipped))
     return 0
 
 
