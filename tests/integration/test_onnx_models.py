@@ -148,7 +148,15 @@ def test_unsupported_op_names_op_opset_and_backend(tmp_path):
 
 def test_tvm_falls_back_where_a_default_schedule_rule_fails(tmp_path):
     # Gemm -> Relu -> Dropout with its mask (AlexNet's and VGG-19's classifier): a fused function with two outputs,
-    # on which dlight's CPU Reduction rule raises ScheduleError 'compute-at'; the build goes on without that rule
+    # on which dlight's CPU Reduction rule raises ScheduleError 'compute-at'. edgecc's own rules now schedule it
+    # before Reduction is tried, so the guard is checked on Reduction itself: it records the error and declines
+    import tvm
+    from tvm.s_tir import dlight as dl
+
+    from edgecc.compiler.backends.tvm import tuning
+    from edgecc.compiler.backends.tvm.importer import import_relax
+    from edgecc.compiler.frontends import load_model
+
     rng = np.random.default_rng(0)
     weights = [numpy_helper.from_array(rng.standard_normal((32, 64)).astype(np.float32), "w"),
                numpy_helper.from_array(rng.standard_normal(32).astype(np.float32), "b")]
@@ -156,7 +164,13 @@ def test_tvm_falls_back_where_a_default_schedule_rule_fails(tmp_path):
              helper.make_node("Dropout", ["r"], ["y", "mask"], ratio=0.5)]
     onnx.save(_model(nodes, [_vi("x", [1, 64])], [_vi("y", [1, 32])], weights, opset=9), tmp_path / "fc.onnx")
     m = _compile(tmp_path / "fc.onnx", "tvm", tmp_path / "b")
-    fallbacks = m["artifact"]["info"]["schedule_rule_fallbacks"]
+    assert "schedule_fallback" not in m["artifact"]["info"]
+    target = tvm.target.Target({"kind": "llvm"})
+    with target:
+        fused = tuning.fuse(import_relax(load_model(str(tmp_path / "fc.onnx")))[0], target)
+    [func] = [f for gv, f in fused.functions_items() if gv.name_hint.startswith("fused_matmul")]
+    fallbacks: list = []
+    assert tuning._guarded(dl.cpu.Reduction(), fallbacks).apply(func, target, False) is None
     assert fallbacks and fallbacks[0]["rule"] == "Reduction" and "ScheduleError" in fallbacks[0]["error"]
 
 

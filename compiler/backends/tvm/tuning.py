@@ -7,8 +7,9 @@ that shares a layer shape with a tuned one reuses its schedule. `edgecc tune MOD
 model's workloads and merges the best records into that folder (or `--database DIR`).
 
 Functions the database does not cover get a default schedule instead of TVM's naive single-threaded loops:
-dlight's CPU GEMV/reduction rules (and, opt-in, `CpuParallel` below: outer spatial loops fused and
-parallelized, the innermost loop vectorized in element-wise blocks; measured slower on small layers here).
+edgecc's register-tiled convolutions / matmuls and parallel element-wise loops (cpu_schedule.py), on the
+channels-last graph (channels_last.py) unless the database has records for the graph as imported, then dlight's
+CPU GEMV/reduction rules for what those do not take (softmax, norms).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from edgecc.targets import TARGETS_DIR
 
 TUNING_ROOT = TARGETS_DIR / "tuning"
 WORKLOADS, RECORDS = "database_workload.json", "database_tuning_record.json"
+DEFAULT_SCHEDULES = "edgecc RegisterTiledReduction + ParallelElementwise, then dlight cpu GEMV/Reduction"
 
 
 def check_tunable(target, device) -> tuple[dict, str]:
@@ -59,62 +61,32 @@ def open_database(path: Path):
                                     allow_missing=True, module_equality="structural")
 
 
-def _cpu_parallel_rule():
-    from tvm import s_tir, tirx
-    from tvm.s_tir import dlight as dl
-    from tvm.s_tir.dlight.analysis import get_sblock_info
-
-    @dl.ScheduleRule.from_callable("CpuParallel")
-    def cpu_parallel(func: tirx.PrimFunc, target, tunable: bool):
-        if not isinstance(func, tirx.PrimFunc) or target.kind.name != "llvm":
-            return None
-        sch = s_tir.Schedule(func)
-        try:
-            blocks = sch.get_child_blocks(sch.get_sblock("root"))
-        except Exception:  # no root block: leave it to TVM
-            return None
-        changed = False
-        for block in blocks:
-            loops = sch.get_loops(block)
-            if not loops or len(loops) != len(sch.get(block).iter_vars):
-                continue  # not the one-loop-per-iterator form legalization produces
-            kinds = [it.kind for it in get_sblock_info(sch, block).iters]
-            n_outer = next((i for i, k in enumerate(kinds) if k != "S"), len(kinds))
-            if n_outer == 0:
-                continue
-            inner = sch.get(loops[-1]).extent
-            if n_outer == len(loops) and len(loops) > 1 and isinstance(inner, tirx.IntImm) and inner.value <= 64:
-                # element-wise: innermost loop vectorized, the others fused and parallel
-                outer = sch.fuse(*loops[:-1]) if len(loops) > 2 else loops[0]
-                sch.parallel(outer)
-                sch.vectorize(loops[-1])
-            else:
-                sch.parallel(sch.fuse(*loops[:n_outer]) if n_outer > 1 else loops[0])
-            changed = True
-        return sch if changed else None
-
-    return cpu_parallel
-
-
-def default_cpu_schedule(fallbacks: list | None = None):
-    """The pass scheduling every function no tuning record covers (CPU targets). A rule that fails on a function
-    (dlight's CPU Reduction raised ScheduleError 'compute-at' on AlexNet's and VGG-19's dense layers) is skipped
-    for that function: the next rule, or TVM's default loops, schedule it instead; each skip is appended to
-    `fallbacks` as {"function", "rule", "error"}."""
+def default_cpu_schedule(fallbacks: list | None = None, used: dict | None = None):
+    """The pass scheduling every function no tuning record covers (CPU targets): edgecc's register-tiled
+    reductions and parallel element-wise loops (cpu_schedule.py), then dlight's CPU rules for the rest (softmax,
+    norms). A rule that fails on a function (dlight's CPU Reduction raised ScheduleError 'compute-at' on
+    AlexNet's and VGG-19's dense layers) is skipped for that function: the next rule, or TVM's default loops,
+    schedule it instead; each skip is appended to `fallbacks` as {"function", "rule", "error"}, and `used`
+    counts the functions each rule scheduled."""
     from tvm.s_tir import dlight as dl
 
-    rules = [dl.cpu.GEMV(), dl.cpu.Reduction()] + ([_cpu_parallel_rule()] if _parallel_enabled() else [])
-    return dl.ApplyDefaultSchedule(*[_guarded(rule, fallbacks) for rule in rules])
+    from edgecc.compiler.backends.tvm.cpu_schedule import ParallelElementwise, RegisterTiledReduction
+
+    rules = [RegisterTiledReduction(), ParallelElementwise(), dl.cpu.GEMV(), dl.cpu.Reduction()]
+    return dl.ApplyDefaultSchedule(*[_guarded(rule, fallbacks, used) for rule in rules])
 
 
-def _guarded(rule, fallbacks: list | None):
+def _guarded(rule, fallbacks: list | None, used: dict | None = None):
     """`rule`, returning None (does not apply) where it raises, and noting where it did."""
     from tvm.s_tir import dlight as dl
 
     class Guarded(dl.ScheduleRule):
         def apply(self, func, target, tunable):
             try:
-                return rule.apply(func, target, tunable)
+                sch = rule.apply(func, target, tunable)
+                if sch is not None and used is not None:
+                    used[type(rule).__name__] = used.get(type(rule).__name__, 0) + 1
+                return sch
             except Exception as e:  # a rule's failure is that rule not applying, not a failed build
                 if fallbacks is not None:
                     fallbacks.append({"function": _first_block(func), "rule": type(rule).__name__,
@@ -122,15 +94,6 @@ def _guarded(rule, fallbacks: list | None):
                 return None
 
     return Guarded()
-
-
-def _parallel_enabled() -> bool:
-    """CpuParallel is off by default: measured on the 2-core host it made untuned resnet8 slower (8.1 -> 13.3 ms
-    one thread; LLVM already vectorizes the naive loops, and the parallel regions cost more than they save on
-    these small layers). EDGECC_TVM_CPU_PARALLEL=1 turns it on for experiments."""
-    import os
-
-    return os.environ.get("EDGECC_TVM_CPU_PARALLEL") == "1"
 
 
 def build(mod, tvm_target, database_path: Path | None):
@@ -143,10 +106,12 @@ def build(mod, tvm_target, database_path: Path | None):
     from tvm.relax.transform import MetaScheduleApplyDatabase
 
     target = tvm.target.Target(tvm_target)
-    facts: dict = {"default_schedules": "dlight cpu GEMV/Reduction" + (" + CpuParallel" if _parallel_enabled() else "")}
+    facts: dict = {"default_schedules": DEFAULT_SCHEDULES}
     database = open_database(database_path) if database_path and has_database(database_path) else None
+    mod, facts["graph_layout"] = graph_for_schedules(mod, target, database)
     applied: list[str] = []
     fallbacks: list[dict] = []
+    used: dict[str, int] = {}
 
     def pipeline_with(db, schedule: bool):
         @tvm.transform.module_pass(opt_level=3)
@@ -157,7 +122,7 @@ def build(mod, tvm_target, database_path: Path | None):
                 mod = MetaScheduleApplyDatabase()(mod)
                 applied.extend(sorted({gv.name_hint for gv, f in mod.functions_items() if _scheduled(f)} - before))
             if schedule:
-                mod = default_cpu_schedule(fallbacks)(mod)
+                mod = default_cpu_schedule(fallbacks, used)(mod)
             return tvm.transform.Sequential(_lower_passes(target))(mod)
         return pipeline
 
@@ -174,12 +139,42 @@ def build(mod, tvm_target, database_path: Path | None):
         applied.clear()
         facts["schedule_fallback"] = f"database and default schedules off: {type(e).__name__}: {first_line(e, 200)}"
         ex = compile_with(None, False)
+    if used and "schedule_fallback" not in facts:
+        facts["default_schedule_functions"] = dict(sorted(used.items()))
     if fallbacks:
         facts["schedule_rule_fallbacks"] = fallbacks
     if database is not None and "schedule_fallback" not in facts:
         facts["tuning_database"] = str(database_path)
         facts["tuned_functions"] = len(applied)
     return ex, facts
+
+
+def graph_for_schedules(mod, target, database) -> tuple:
+    """(the Relax module to build, what was decided): the imported graph as it is where the tuning database has
+    records for some of its functions (they were tuned in that form and win over the default rules), else the
+    channels-last graph the default rules tile best (channels_last.py)."""
+    from edgecc.compiler.backends.tvm.channels_last import channels_last
+
+    if database is not None:
+        tuned = _tuned_functions(mod, target, database)
+        if tuned:
+            return mod, f"as imported: {tuned} functions have tuning records"
+    try:
+        return channels_last(mod), "NHWC: BatchNorm folded, conv2d NHWC/HWIO"
+    except Exception as e:  # a layout the conversion does not handle: the default rules take the graph as it is
+        return mod, f"as imported: channels_last failed: {type(e).__name__}: {first_line(e, 160)}"
+
+
+def _tuned_functions(mod, target, database) -> int:
+    """How many of the module's fused functions the database has a record for."""
+    import tvm
+    from tvm.relax.transform import MetaScheduleApplyDatabase
+
+    with target, database, tvm.transform.PassContext(opt_level=3):
+        fused = fuse(mod, target)
+        before = sum(1 for _, f in fused.functions_items() if _scheduled(f))
+        after = sum(1 for _, f in MetaScheduleApplyDatabase()(fused).functions_items() if _scheduled(f))
+    return after - before
 
 
 def _first_block(func) -> str:

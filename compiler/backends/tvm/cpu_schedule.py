@@ -1,0 +1,334 @@
+"""Default CPU schedules that need no search: register-tiled convolutions and matmuls, vectorized element-wise.
+
+`RegisterTiledReduction` schedules a fused function with one reduction block (a convolution, depthwise
+convolution, matmul, pooling window or mean) and element-wise blocks around it, the way a hand-written direct
+convolution is laid out:
+
+- the **vector axis** is the output's innermost dimension where every read that uses it reads contiguously
+  (NHWC convolutions: output channels; NCHW stride-1: output columns; `x @ W[K, N]`: N);
+- the **register axis** is the innermost other spatial axis that some vector read does not use, so the loaded
+  vector is reused across it (NHWC: output columns; NCHW: output channels);
+- a tile of `rows × (vectors × lanes)` accumulators sits under all the reduction loops, the lanes vectorized
+  (the target's vector width), the rows and vectors unrolled;
+- the outer spatial loops are fused and `parallel` over the runtime's threads where the work is big enough to
+  pay for waking them;
+- the element-wise epilogue (bias, residual add, ReLU) runs on each tile right after its accumulation
+  (`reverse_compute_at`), so the accumulator buffer shrinks to the tile;
+- padding stays its own (vectorized) loop: inlined, its bounds test would sit inside the multiply-add loop.
+
+`ParallelElementwise` fuses the outer loops of large element-wise functions, parallelizes them and vectorizes
+the innermost. Anything a rule does not recognise returns None and falls through to the next rule.
+
+    from tvm.s_tir import dlight as dl
+    mod = dl.ApplyDefaultSchedule(RegisterTiledReduction(), ParallelElementwise())(fused_mod)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# imported only by the TVM backend's build (tuning.py), where TVM is installed
+from tvm.s_tir import dlight as dl
+
+# Below this many multiply-adds (or elements, for element-wise blocks) a function runs on one thread: waking the
+# runtime's thread pool costs a few microseconds, more than such a layer takes on one core.
+PARALLEL_MIN_WORK = 1 << 18
+PARALLEL_MIN_ELEMENTS = 1 << 16
+
+
+def vector_lanes(target, dtype_bits: int = 32) -> int:
+    """Lanes of the target's vector registers for `dtype_bits` elements (AVX2 8 floats, AVX-512 16, NEON 4)."""
+    from tvm.target.codegen import llvm_get_vector_width
+
+    try:
+        bits = int(llvm_get_vector_width(target))
+    except Exception:  # a target LLVM does not know: assume 128-bit vectors (SSE / NEON)
+        bits = 128
+    return max(bits // dtype_bits, 2) if bits > 0 else max(128 // dtype_bits, 2)
+
+
+def accumulator_budget(target) -> int:
+    """Accumulator registers a tile may take: 32-register ISAs (AVX-512, AArch64) 12, 16-register (AVX2) 8,
+    leaving room for the broadcast input and the weight vectors."""
+    keys = " ".join(str(target.attrs.get(k, "")) for k in ("mtriple", "mcpu", "mattr"))
+    many = "aarch64" in keys or "arm64" in keys or vector_lanes(target) >= 16
+    return 12 if many else 8
+
+
+@dataclass(frozen=True)
+class Tile:
+    """The register tile: `rows` along the register axis, `vectors` × `lanes` along the vector axis."""
+
+    lanes: int
+    vectors: int
+    rows: int
+
+
+def choose_tile(vec_extent: int, row_extent: int, lanes: int, budget: int) -> Tile:
+    """The tile with the most accumulators within `budget`, using divisors of the extents only (a tail loop's
+    predicate would stop vectorization); among equals the one with the fewest loads per step (vectors + rows:
+    each step loads one vector per vector and broadcasts one input per row), then the most rows.
+
+        choose_tile(64, 16, 16, 12)   # Tile(lanes=16, vectors=2, rows=4): 8 accumulators, 6 loads a step
+    """
+    lanes = _largest_divisor(vec_extent, lanes)
+    cands = [Tile(lanes, v, _largest_divisor(row_extent, budget // v)) for v in (1, 2, 3, 4)
+             if (vec_extent // lanes) % v == 0]
+    return max(cands, key=lambda t: (t.rows * t.vectors, -(t.rows + t.vectors), t.rows))
+
+
+def _largest_divisor(n: int, limit: int) -> int:
+    return max((d for d in range(1, max(1, min(n, limit)) + 1) if n % d == 0), default=1)
+
+
+def _block_kinds(sch, block) -> str:
+    from tvm import tirx
+
+    return "".join({tirx.IterVar.DataPar: "S", tirx.IterVar.CommReduce: "R"}.get(iv.iter_type, "O")
+                   for iv in sch.get(block).iter_vars)
+
+
+def _int_extent(sch, loop) -> int | None:
+    from tvm import tirx
+
+    ext = sch.get(loop).extent
+    return int(ext.value) if isinstance(ext, tirx.IntImm) else None
+
+
+def _uses(expr, var) -> bool:
+    from tvm.s_tir.dlight.analysis.common_analysis import collect_vars_used_in_prim_expr
+
+    return any(v.same_as(var) for v in collect_vars_used_in_prim_expr(expr))
+
+
+def _contiguous_in(access, var) -> bool | None:
+    """None if the point access (a BufferRegion) does not use `var`; True if `var` moves it by one element (it
+    indexes one dimension, with coefficient 1, and every dimension after that one has extent 1), else False."""
+    from tvm import sym
+
+    region = access.region
+    dims = [d for d, r in enumerate(region) if _uses(r.min, var)]
+    if not dims:
+        return None
+    if len(dims) > 1 or not all(_is_one(r.extent) for r in region):
+        return False
+    if not _shape_is_trailing_ones(access.source, dims[0]):
+        return False
+    coef = sym.detect_linear_equation(region[dims[0]].min, [var])
+    return len(coef) == 2 and _is_one(coef[0])
+
+
+def _is_one(e) -> bool:
+    from tvm import tirx
+
+    return isinstance(e, tirx.IntImm) and int(e.value) == 1
+
+
+def _shape_is_trailing_ones(buffer, d: int) -> bool:
+    from tvm import tirx
+
+    return all(isinstance(s, tirx.IntImm) and int(s.value) == 1 for s in buffer.shape[d + 1:])
+
+
+def _vector_and_register_axes(sch, block) -> tuple[int, int | None] | None:
+    """(index of the vector iterator, index of the register iterator or None) of a reduction block, or None
+    when its output's innermost dimension cannot be read and written contiguously."""
+    stmt = sch.get(block)
+    kinds = _block_kinds(sch, block)
+    if len(stmt.writes) != 1 or "O" in kinds:
+        return None
+    spatial = [i for i, k in enumerate(kinds) if k == "S"]
+    write = stmt.writes[0]
+    # the write's last index must be a spatial iterator (the output's innermost dimension)
+    last = [i for i in spatial if _uses(write.region[-1].min, stmt.iter_vars[i].var)]
+    if len(last) != 1 or not _contiguous_in(write, stmt.iter_vars[last[0]].var):
+        return None
+    vec = last[0]
+    vvar = stmt.iter_vars[vec].var
+    vector_reads = []
+    for read in stmt.reads:
+        c = _contiguous_in(read, vvar)
+        if c is False:
+            return None  # a strided read along the vector axis: gathers, not vectors
+        if c:
+            vector_reads.append(read)
+    reg = None
+    for i in reversed(spatial):
+        if i == vec:
+            continue
+        v = stmt.iter_vars[i].var
+        if any(not any(_uses(r.min, v) for r in read.region) for read in vector_reads):
+            reg = i
+            break
+    return vec, reg
+
+
+def _is_padding(sch, block) -> bool:
+    """A block whose value is a bounds-tested copy (`if_then_else(in bounds, x[...], 0)`: legalized padding)."""
+    import tvm
+    from tvm import tirx
+
+    body = sch.get(block).body
+    return isinstance(body, tirx.BufferStore) and isinstance(body.value, tvm.ir.Call) and \
+        str(getattr(body.value.op, "name", "")).endswith("if_then_else")
+
+
+def _one_loop_per_iter(sch, block) -> bool:
+    return len(sch.get_loops(block)) == len(sch.get(block).iter_vars)
+
+
+def _product(values) -> int:
+    out = 1
+    for v in values:
+        out *= v
+    return out
+
+
+def _vectorize_innermost(sch, block, lanes: int, skip: int = 0) -> None:
+    """Vectorize a block's innermost loop (split to `lanes` where it is longer and divides); the loops outside
+    it below `skip` are left alone."""
+    loops = sch.get_loops(block)[skip:]
+    if not loops:
+        return
+    ext = _int_extent(sch, loops[-1])
+    if ext is None or ext < 2:
+        return
+    if ext > lanes and ext % lanes == 0:
+        loops = [*loops[:-1], *sch.split(loops[-1], [None, lanes])]
+    elif ext > 4 * lanes:
+        return  # a long loop that does not divide: leave it to LLVM's loop vectorizer
+    sch.vectorize(loops[-1])
+
+
+def _schedule_elementwise(sch, block, lanes: int) -> bool:
+    """Outer loops fused and parallel (large blocks only), innermost vectorized. False if the block's loops
+    are not one per iterator, or it touches booleans (LLVM codegen refuses a bool buffer stored from a vector
+    of bytes: BERT's attention mask)."""
+    stmt = sch.get(block)
+    if not _one_loop_per_iter(sch, block) or any(
+            str(r.source.dtype) == "bool" for r in [*stmt.reads, *stmt.writes]):
+        return False
+    loops = sch.get_loops(block)
+    exts = [_int_extent(sch, lp) for lp in loops]
+    if None in exts:
+        return False
+    if len(loops) > 1 and _product(exts) >= PARALLEL_MIN_ELEMENTS:
+        outer = sch.fuse(*loops[:-1]) if len(loops) > 2 else loops[0]
+        sch.parallel(outer)
+    _vectorize_innermost(sch, block, lanes, skip=1 if len(loops) > 1 else 0)
+    return True
+
+
+class RegisterTiledReduction(dl.ScheduleRule):
+    """One reduction block (+ element-wise prologue and epilogue) as a register-tiled, vectorized, parallel loop
+    nest (module docstring). Returns None for functions of another shape."""
+
+    def apply(self, func, target, tunable):
+        from tvm import s_tir, tirx
+
+        if not isinstance(func, tirx.PrimFunc) or target.kind.name != "llvm":
+            return None
+        sch = s_tir.Schedule(func)
+        red = _single_reduction(sch)
+        if red is None:
+            return None
+        axes = _vector_and_register_axes(sch, red)
+        if axes is None or None in [_int_extent(sch, lp) for lp in sch.get_loops(red)]:
+            return None
+        dtype_bits = sch.get(red).writes[0].source.dtype.bits
+        lanes = vector_lanes(target, dtype_bits)
+        epilogue = _prepare_epilogue(sch, red)
+        if epilogue is None:
+            return None
+        _tile_reduction(sch, red, epilogue, axes, lanes, accumulator_budget(target))
+        for block in sch.get_child_blocks(sch.get_sblock("root")):
+            if _is_padding(sch, block):
+                _schedule_elementwise(sch, block, lanes)
+        return sch
+
+
+class ParallelElementwise(dl.ScheduleRule):
+    """Functions of element-wise blocks only: each block's outer loops fused and parallel when it has at least
+    PARALLEL_MIN_ELEMENTS elements, its innermost loop vectorized. None for anything with a reduction."""
+
+    def apply(self, func, target, tunable):
+        from tvm import s_tir, tirx
+
+        if not isinstance(func, tirx.PrimFunc) or target.kind.name != "llvm":
+            return None
+        sch = s_tir.Schedule(func)
+        try:
+            blocks = sch.get_child_blocks(sch.get_sblock("root"))
+        except Exception:  # no root block (already scheduled, or not a legalized function)
+            return None
+        if not blocks or any(set(_block_kinds(sch, b)) - {"S"} for b in blocks):
+            return None
+        lanes = vector_lanes(target)
+        done = [_schedule_elementwise(sch, b, lanes) for b in blocks]
+        return sch if any(done) else None
+
+
+def _single_reduction(sch):
+    """The function's one reduction block, if every other block is element-wise and every block has one loop
+    per iterator (the form legalization produces); else None."""
+    try:
+        blocks = sch.get_child_blocks(sch.get_sblock("root"))
+    except Exception:
+        return None
+    kinds = [_block_kinds(sch, b) for b in blocks]
+    reds = [b for b, k in zip(blocks, kinds, strict=True) if "R" in k]
+    if len(reds) != 1 or any(set(k) - {"S"} for k in kinds if "R" not in k):
+        return None
+    if not all(_one_loop_per_iter(sch, b) for b in blocks):
+        return None
+    return reds[0]
+
+
+def _prepare_epilogue(sch, red):
+    """Inline the prologue (but padding) into the reduction and the epilogue into its last block; returns that
+    block, a cache_write copy of the accumulators when the reduction writes the output itself, or None when
+    more than one block reads the accumulators."""
+    for block in sch.get_producers(red):
+        if not _is_padding(sch, block):
+            sch.compute_inline(block)
+    consumers = sch.get_consumers(red)
+    while consumers:
+        nxt = sch.get_consumers(consumers[0])
+        if len(consumers) != 1 or not nxt:
+            break
+        sch.compute_inline(consumers[0])
+        consumers = sch.get_consumers(red)
+    if not consumers:
+        return sch.cache_write(red, 0, "global")
+    return consumers[0] if len(consumers) == 1 else None  # two outputs read the accumulators: not this rule
+
+
+def _tile_reduction(sch, red, epilogue, axes, lanes: int, budget: int) -> None:
+    loops = sch.get_loops(red)
+    kinds = _block_kinds(sch, red)
+    exts = [_int_extent(sch, lp) for lp in loops]
+    if None in exts:
+        raise ValueError("symbolic loop extents")
+    vec, reg = axes
+    tile = choose_tile(exts[vec], exts[reg] if reg is not None else 1, lanes, budget)
+    v_outer, v_unroll, v_lanes = sch.split(loops[vec], [None, tile.vectors, tile.lanes])
+    outer = [loops[i] for i, k in enumerate(kinds) if k == "S" and i not in (vec, reg)]
+    inner = [v_unroll, v_lanes]
+    if reg is not None:
+        r_outer, r_unroll = sch.split(loops[reg], [None, tile.rows])
+        outer.append(r_outer)
+        inner.insert(0, r_unroll)
+    outer.append(v_outer)
+    reductions = [loops[i] for i, k in enumerate(kinds) if k == "R"]
+    sch.reorder(*outer, *reductions, *inner)
+    fused = sch.fuse(*outer) if len(outer) > 1 else outer[0]
+    if _product(exts) >= PARALLEL_MIN_WORK and (_int_extent(sch, fused) or 0) > 1:
+        sch.parallel(fused)
+    sch.reverse_compute_at(epilogue, fused)
+    _vectorize_innermost(sch, epilogue, lanes, skip=1)
+    for loop in inner[:-1]:
+        sch.unroll(loop)
+    sch.vectorize(inner[-1])
+    # after the annotations: the update block of a decomposed reduction may not be vectorized itself
+    init = sch.decompose_reduction(red, reductions[0])
+    _vectorize_innermost(sch, init, lanes, skip=1)

@@ -1,0 +1,98 @@
+"""TVM's default CPU schedules (compiler/backends/tvm/cpu_schedule.py) with real TVM: the register-tiled rule
+schedules a fused NHWC convolution into parallel, vectorized loops that compute what the unscheduled function
+computes, declines what it cannot vectorize, and a small CNN built with it matches PyTorch."""
+
+import numpy as np
+import pytest
+import torch
+
+import edgecc
+
+tvm = pytest.importorskip("tvm")
+
+from tvm import tirx  # noqa: E402
+
+from edgecc.compiler.backends.tvm import tuning  # noqa: E402
+from edgecc.compiler.backends.tvm.channels_last import channels_last  # noqa: E402
+from edgecc.compiler.backends.tvm.cpu_schedule import RegisterTiledReduction, Tile, choose_tile  # noqa: E402
+from edgecc.compiler.backends.tvm.importer import import_relax  # noqa: E402
+from edgecc.compiler.frontends import load_model  # noqa: E402
+
+AVX2 = tvm.target.Target({"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": "haswell"})
+
+
+def _small_cnn():
+    """Dense strided conv + BatchNorm, depthwise conv, 1x1 conv, max pool, global mean, dense: every kind the
+    rule tiles, on odd sizes (15x15 maps: row tiles of 5 and 3) and 10 classes (a 10-lane vector)."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 16, 3, stride=2, padding=1), torch.nn.BatchNorm2d(16), torch.nn.ReLU(),
+        torch.nn.Conv2d(16, 16, 3, padding=1, groups=16), torch.nn.BatchNorm2d(16), torch.nn.ReLU(),
+        torch.nn.Conv2d(16, 32, 1), torch.nn.ReLU(), torch.nn.MaxPool2d(3, stride=2, padding=1),
+        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(32, 10))
+    for m in net.modules():  # calibrated-looking statistics, so the folded BatchNorm does something
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    return net.eval(), (torch.randn(1, 3, 30, 30),)
+
+
+def _fused_conv(net, inputs, target=AVX2):
+    mod, _ = import_relax(load_model(net, inputs))
+    with target:
+        fused = tuning.fuse(channels_last(mod), target)
+    name = next(gv.name_hint for gv, _ in fused.functions_items() if gv.name_hint.startswith("fused_conv2d"))
+    return fused[name]
+
+
+def _run(func, target, seed=0):
+    rng = np.random.default_rng(seed)
+    lib = tvm.compile(tvm.IRModule({"main": func.with_attr("global_symbol", "main")}), target=target)
+    shapes = [[int(d) for d in p.shape] for p in func.params]  # TVM 0.27: a PrimFunc's params are its buffers
+    args = [tvm.runtime.tensor(rng.standard_normal(s).astype("float32")) for s in shapes]
+    lib["main"](*args)
+    return args[-1].numpy()
+
+
+def test_rule_tiles_an_nhwc_conv_into_parallel_vector_loops():
+    net = torch.nn.Sequential(torch.nn.Conv2d(8, 32, 3, padding=1), torch.nn.ReLU()).eval()
+    func = _fused_conv(net, (torch.randn(1, 8, 24, 24),))
+    sch = RegisterTiledReduction().apply(func, AVX2, False)
+    assert sch is not None
+    text = sch.mod["main"].script()
+    # AVX2: 8 lanes; 32 channels = 4 vectors, budget 8 accumulators: 2 vectors x 4 columns, unrolled
+    assert "T.parallel(" in text and "T.vectorized(T.int64(8))" in text and text.count("T.unroll(") >= 2
+    # the ReLU runs on each tile inside the parallel loop, not in a loop nest of its own after it
+    parallel_at = text.index("T.parallel(")
+    assert text.index('T.sblock("compute")') > parallel_at
+    assert text.count("T.parallel(") == 1 and 'T.sblock("conv2d_nhwc_init")' in text
+    np.testing.assert_allclose(_run(sch.mod["main"], AVX2), _run(func, AVX2), rtol=1e-5, atol=1e-5)
+
+
+def test_rule_declines_a_strided_nchw_conv():
+    # NCHW: the only contiguous output axis is the row, which a stride-2 convolution reads with gathers
+    net = torch.nn.Sequential(torch.nn.Conv2d(8, 16, 3, stride=2)).eval()
+    mod, _ = import_relax(load_model(net, (torch.randn(1, 8, 17, 17),)))
+    with AVX2:
+        fused = tuning.fuse(mod, AVX2)
+    [func] = [f for gv, f in fused.functions_items() if isinstance(f, tirx.PrimFunc)]
+    assert RegisterTiledReduction().apply(func, AVX2, False) is None
+
+
+@pytest.mark.parametrize("args, tile", [
+    ((64, 16, 16, 12), Tile(16, 2, 4)),   # AVX-512: 8 accumulators, 6 loads a step
+    ((32, 24, 8, 8), Tile(8, 2, 4)),      # AVX2
+    ((10, 1, 8, 8), Tile(5, 2, 1)),       # 10 classes after a 1-row matmul: no 8-wide vector divides 10
+    ((64, 7, 4, 12), Tile(4, 1, 7)),      # NEON, a 7-wide row: 7 divides only itself
+])
+def test_choose_tile(args, tile):
+    assert choose_tile(*args) == tile
+
+
+def test_small_cnn_built_with_the_default_schedules_matches_pytorch(tmp_path):
+    bundle = edgecc.compile(*_small_cnn(), target="host", backend="tvm", output=tmp_path / "b")
+    info, v = bundle.manifest["artifact"]["info"], bundle.manifest["validation"]
+    assert v["status"] == "passed" and v["reference"] == "pytorch", v
+    assert info["graph_layout"].startswith("NHWC") and "schedule_rule_fallbacks" not in info, info
+    # three convolutions, the pool, the mean and the dense layer are register-tiled
+    assert info["default_schedule_functions"]["RegisterTiledReduction"] >= 5, info
