@@ -30,10 +30,14 @@ from dataclasses import dataclass
 # imported only by the TVM backend's build (tuning.py), where TVM is installed
 from tvm.s_tir import dlight as dl
 
-# Below this many multiply-adds (or elements, for element-wise blocks) a function runs on one thread: waking the
-# runtime's thread pool costs a few microseconds, more than such a layer takes on one core.
-PARALLEL_MIN_WORK = 1 << 18
-PARALLEL_MIN_ELEMENTS = 1 << 16
+# Below this many multiply-adds (or elements, for element-wise blocks) a function runs on one thread. TVM's
+# thread pool splits a parallel loop statically, one chunk per thread, and waits for the last: a few
+# microseconds on an idle machine, but on a loaded one each parallel region waits for a descheduled worker.
+# resnet8 (1-2.4 M MACs a layer, every layer parallel at a 256 K threshold) ran 0.21 ms on one thread and 26 ms
+# p50 on two on this 2-core VM at load 7; at 4 M MACs (~70 us on one Zen 5 core) only layers where the second
+# core saves more than a launch costs go parallel.
+PARALLEL_MIN_WORK = 1 << 22
+PARALLEL_MIN_ELEMENTS = 1 << 18
 
 
 def vector_lanes(target, dtype_bits: int = 32) -> int:
