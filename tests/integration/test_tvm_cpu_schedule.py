@@ -27,7 +27,7 @@ def _small_cnn():
     torch.manual_seed(0)
     net = torch.nn.Sequential(
         torch.nn.Conv2d(3, 16, 3, stride=2, padding=1), torch.nn.BatchNorm2d(16), torch.nn.ReLU(),
-        torch.nn.Conv2d(16, 16, 3, padding=1, groups=16), torch.nn.BatchNorm2d(16), torch.nn.ReLU(),
+        torch.nn.Conv2d(16, 16, 3, padding=1, groups=16), torch.nn.BatchNorm2d(16), torch.nn.ReLU6(),
         torch.nn.Conv2d(16, 32, 1), torch.nn.ReLU(), torch.nn.MaxPool2d(3, stride=2, padding=1),
         torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(32, 10))
     for m in net.modules():  # calibrated-looking statistics, so the folded BatchNorm does something
@@ -55,8 +55,9 @@ def _run(func, target, seed=0):
 
 
 def test_rule_tiles_an_nhwc_conv_into_parallel_vector_loops():
-    net = torch.nn.Sequential(torch.nn.Conv2d(8, 32, 3, padding=1), torch.nn.ReLU()).eval()
-    func = _fused_conv(net, (torch.randn(1, 8, 24, 24),))
+    # 32x32x32 outputs x 16x3x3: 4.7 M MACs, over the 4 M from which a function goes parallel
+    net = torch.nn.Sequential(torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU()).eval()
+    func = _fused_conv(net, (torch.randn(1, 16, 32, 32),))
     sch = RegisterTiledReduction().apply(func, AVX2, False)
     assert sch is not None
     text = sch.mod["main"].script()
@@ -89,6 +90,17 @@ def test_choose_tile(args, tile):
     assert choose_tile(*args) == tile
 
 
+def test_channels_last_transposes_only_at_the_edges():
+    # BatchNorm folded, ReLU6 as max/min (ConvertLayout has no rule for clip and would wrap it in transposes)
+    mod, _ = import_relax(load_model(*_small_cnn()))
+    text = channels_last(mod)["main"].script()
+    assert "R.nn.batch_norm" not in text and "R.clip" not in text
+    assert text.count('data_layout="NHWC", kernel_layout="HWIO"') == 3
+    # weights are transposed too, constants FoldConstant folds at build; of the activations only the input to
+    # NHWC and the pooled features back
+    assert text.count("R.permute_dims(") - text.count("R.permute_dims(metadata") == 2, text
+
+
 def test_small_cnn_built_with_the_default_schedules_matches_pytorch(tmp_path):
     bundle = edgecc.compile(*_small_cnn(), target="host", backend="tvm", output=tmp_path / "b")
     info, v = bundle.manifest["artifact"]["info"], bundle.manifest["validation"]
@@ -96,3 +108,14 @@ def test_small_cnn_built_with_the_default_schedules_matches_pytorch(tmp_path):
     assert info["graph_layout"].startswith("NHWC") and "schedule_rule_fallbacks" not in info, info
     # three convolutions, the pool, the mean and the dense layer are register-tiled
     assert info["default_schedule_functions"]["RegisterTiledReduction"] >= 5, info
+
+
+@pytest.mark.parametrize("target, bits", [
+    ({"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": "haswell"}, 256),   # TVM's own query says 512
+    ({"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": "znver5"}, 512),
+    ({"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": "cortex-a76"}, 128),
+])
+def test_vector_width_comes_from_the_cpu_features(target, bits):
+    from edgecc.compiler.backends.tvm.cpu_schedule import vector_bits
+
+    assert vector_bits(tvm.target.Target(target)) == bits

@@ -42,13 +42,24 @@ PARALLEL_MIN_ELEMENTS = 1 << 18
 
 def vector_lanes(target, dtype_bits: int = 32) -> int:
     """Lanes of the target's vector registers for `dtype_bits` elements (AVX2 8 floats, AVX-512 16, NEON 4)."""
-    from tvm.target.codegen import llvm_get_vector_width
+    return max(vector_bits(target) // dtype_bits, 2)
 
-    try:
-        bits = int(llvm_get_vector_width(target))
-    except Exception:  # a target LLVM does not know: assume 128-bit vectors (SSE / NEON)
-        bits = 128
-    return max(bits // dtype_bits, 2) if bits > 0 else max(128 // dtype_bits, 2)
+
+def vector_bits(target) -> int:
+    """The target's vector register width from its CPU features: x86 AVX-512 512, AVX 256, else 128 (SSE, NEON).
+    TVM 0.27's `llvm_get_vector_width` says 512 for every x86 CPU, Haswell included."""
+    from tvm.target.codegen import target_has_features
+
+    triple = str(target.attrs.get("mtriple", ""))
+    if triple.startswith(("x86_64", "i686", "i386")) or not triple:
+        try:
+            if target_has_features("avx512f", target):
+                return 512
+            if target_has_features("avx", target):
+                return 256
+        except Exception:  # a CPU name this LLVM does not know: assume SSE
+            return 128
+    return 128
 
 
 def accumulator_budget(target) -> int:
