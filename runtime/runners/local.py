@@ -60,7 +60,7 @@ class IreeLocalRunner(LocalRunner):
         if driver not in ("local-task", "local-sync"):
             self.where = f"host {driver} GPU"
         check_host_cpu(bundle)
-        from edgecc.compiler.backends.iree.executor import task_flags
+        from edgecc.runtime.iree_task import task_flags
 
         # the executor the compiler chose (manifest artifact info "executor"), so every run of the bundle uses it
         self.run_config = {"driver": driver, "flags": []}

@@ -48,7 +48,7 @@ def test_backend_options_are_the_dataclass_user_keys():
 
 
 def test_executor_option_user_over_target_and_checked():
-    from edgecc.compiler.backends.iree.executor import task_flags
+    from edgecc.runtime.iree_task import task_flags
 
     host = {"executor": "auto", "executor_sync_below_macs_per_layer": 2000000}
     assert IreeOptions.parse({}, host).executor == "auto"

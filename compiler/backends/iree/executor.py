@@ -64,14 +64,3 @@ def choose_executor(model, opts) -> dict:
         driver = "local-task"
         why = f"auto: {facts['macs_per_layer'] / 1e6:.2f} M MACs per conv/matmul layer >= {threshold / 1e6:g} M"
     return {"driver": driver, "workers": "unpinned" if driver == "local-task" else None, **facts, "why": why}
-
-
-def task_flags(executor: dict | None, threads: int, cpus: int) -> list[str]:
-    """iree.runtime flags for a local-task artifact: unpinned workers (`threads`, else one per CPU this process may
-    use) when the manifest says so; else the old form, IREE's pinned workers, capped at `threads`.
-
-        task_flags({"driver": "local-task", "workers": "unpinned"}, 2, 16)  # ['--task_topology_group_count=2']
-    """
-    if (executor or {}).get("workers") == "unpinned":
-        return [f"--task_topology_group_count={threads or cpus}"]
-    return [f"--task_topology_max_group_count={threads}"] if threads else []
