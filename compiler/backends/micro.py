@@ -27,6 +27,7 @@ from pathlib import Path
 from edgecc.compiler.artifact import Artifact, CompileOptions
 from edgecc.compiler.backends import register_backend
 from edgecc.compiler.micro.firmware import board_info, check_budget, memory_info, tensor_io
+from edgecc.compiler.micro.options import switch_option
 from edgecc.errors import TargetError, require
 
 
@@ -40,11 +41,7 @@ def _checked_options(opts: dict) -> tuple[str, bool, int]:
         raise TargetError(f"--option opt={opts['opt']}: expected one of -O0 -O1 -O2 -O3 -Os -Oz")
     if not str(opts.get("stack_kb", 8)).isdigit() or int(str(opts.get("stack_kb", 8))) < 1:
         raise TargetError(f"--option stack_kb={opts['stack_kb']}: expected a whole number of KiB, 1 or more")
-    schedule = opts.get("schedule", True)
-    if not isinstance(schedule, bool):
-        if str(schedule).lower() not in ("1", "0", "true", "false", "on", "off", "yes", "no"):
-            raise TargetError(f"--option schedule={schedule}: expected 1/0 (true/false)")
-        schedule = str(schedule).lower() in ("1", "true", "on", "yes")
+    schedule = switch_option(opts, "schedule", True)
     return codegen, schedule, int(str(opts.get("stack_kb", 8))) * 1024
 
 

@@ -7,9 +7,8 @@ import shutil
 from pathlib import Path
 
 from edgecc.compiler.artifact import Artifact
+from edgecc.compiler.micro.options import switch_option
 from edgecc.errors import TargetError
-
-_ON, _OFF = ("1", "true", "on", "yes"), ("0", "false", "off", "no")
 
 
 def inplace_option(opts: dict) -> bool:
@@ -17,22 +16,17 @@ def inplace_option(opts: dict) -> bool:
     0: the tensor-level plan (every tensor its own buffer, every add its own kernel). With patch_stages the
     default is 0: the patch stage replaces whole-tensor steps, which the fused and shared ones are not yet."""
     patch = opts.get("patch_stages") is not None
-    value = str(opts.get("inplace", "0" if patch else "1")).lower()
-    if value not in _ON + _OFF:
-        raise TargetError(f"--option inplace={opts['inplace']}: expected 1/0 (true/false)")
-    if patch and value in _ON:
+    inplace = switch_option(opts, "inplace", not patch)
+    if patch and inplace:
         raise TargetError("--option inplace=1 does not combine with patch_stages yet; drop one of them")
-    return value in _ON
+    return inplace
 
 
 def specialize_option(opts: dict) -> bool:
     """--option specialize=1 (default): the kernels are compiled in model.c's translation unit, so gcc sees
     every layer's constant parameters and clones the kernels it judges worth it per layer (interprocedural
     constant propagation: loop bounds, strides and zero points folded); 0: one generic copy, linked."""
-    value = str(opts.get("specialize", "1")).lower()
-    if value not in _ON + _OFF:
-        raise TargetError(f"--option specialize={opts['specialize']}: expected 1/0 (true/false)")
-    return value in _ON
+    return switch_option(opts, "specialize", True)
 
 
 def compile_int8(model, target, board, workdir: Path, opts: dict, options, stack_bytes: int) -> Artifact:
@@ -45,13 +39,13 @@ def compile_int8(model, target, board, workdir: Path, opts: dict, options, stack
 
     inplace = inplace_option(opts)
     prog = plan_int8(model.qgraph, model.name, inplace=inplace)
+    tensor_prog = plan_int8(model.qgraph, model.name, inplace=False) if inplace else prog  # what it is below
     patch = patch_options(opts)
     if patch:  # --option patch_stages=N [patch_grid=RxC]: the first N ops tile by tile (patch.py)
         prog, patch_report = patched_int8(prog, *patch)
     plan = plan_arena(prog.buffers())
     check_plan(plan)
-    tensor_level = (plan if not (inplace or patch) else
-                    plan_arena(plan_int8(model.qgraph, model.name, inplace=False).buffers()))
+    tensor_level = plan if prog is tensor_prog else plan_arena(tensor_prog.buffers())
     view = HeaderView(prog)
     io = {"inputs": [tensor_io(view.tensors["input0"])], "outputs": [tensor_io(view.tensors["output0"])]}
     for spec, name in ((io["inputs"][0], model.input_names[0]), (io["outputs"][0], model.output_names[0])):
