@@ -55,10 +55,8 @@ def _register_block(sch, block, n_spatial: int) -> bool:
     if n_spatial not in (2, 4) or len(loops) == n_spatial:
         return False
     extents = [int(sch.get(lp).extent) for lp in loops]
-    if n_spatial == 4:
-        bc, bw = _block_shape(extents[1], extents[3])
-    else:
-        bc, bw = 1, next(b for b in (8, 4, 2, 1) if extents[1] % b == 0)
+    # a dense layer's outputs are its columns: one row of channels
+    bc, bw = _block_shape(extents[1], extents[3]) if n_spatial == 4 else _block_shape(1, extents[1])
     if bc * bw == 1:
         return False
     try:
@@ -111,12 +109,12 @@ def schedule_for_mcu(func):
         n_spatial = _leading_spatial(sch, block)
         if n_spatial == 0:
             continue
-        _register_block(sch, block, n_spatial)  # the leading loops keep their count: the epilogue goes under
-        at = n_spatial - 1  # the last outer one, once per block
+        # blocked or not, n_spatial loops lead: the epilogue goes under the last, once per block
+        _register_block(sch, block, n_spatial)
         consumers = sch.get_consumers(block)
         if len(consumers) == 1:
             try:
-                sch.reverse_compute_at(consumers[0], sch.get_loops(block)[at])
+                sch.reverse_compute_at(consumers[0], sch.get_loops(block)[n_spatial - 1])
             except s_tir.ScheduleError:
                 pass
         try:

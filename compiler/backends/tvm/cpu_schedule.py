@@ -25,6 +25,7 @@ the innermost. Anything a rule does not recognise returns None and falls through
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 # imported only by the TVM backend's build (tuning.py), where TVM is installed
@@ -192,13 +193,6 @@ def _one_loop_per_iter(sch, block) -> bool:
     return len(sch.get_loops(block)) == len(sch.get(block).iter_vars)
 
 
-def _product(values) -> int:
-    out = 1
-    for v in values:
-        out *= v
-    return out
-
-
 def _vectorize_innermost(sch, block, lanes: int, skip: int = 0) -> None:
     """Vectorize a block's innermost loop (split to `lanes` where it is longer and divides); the loops outside
     it below `skip` are left alone."""
@@ -227,7 +221,7 @@ def _schedule_elementwise(sch, block, lanes: int) -> bool:
     exts = [_int_extent(sch, lp) for lp in loops]
     if None in exts:
         return False
-    if len(loops) > 1 and _product(exts) >= PARALLEL_MIN_ELEMENTS:
+    if len(loops) > 1 and math.prod(exts) >= PARALLEL_MIN_ELEMENTS:
         outer = sch.fuse(*loops[:-1]) if len(loops) > 2 else loops[0]
         sch.parallel(outer)
     _vectorize_innermost(sch, block, lanes, skip=1 if len(loops) > 1 else 0)
@@ -337,7 +331,7 @@ def _tile_reduction(sch, red, epilogue, axes, lanes: int, budget: int) -> None:
     reductions = [loops[i] for i, k in enumerate(kinds) if k == "R"]
     sch.reorder(*outer, *reductions, *inner)
     fused = sch.fuse(*outer) if len(outer) > 1 else outer[0]
-    if _product(exts) >= PARALLEL_MIN_WORK and (_int_extent(sch, fused) or 0) > 1:
+    if math.prod(exts) >= PARALLEL_MIN_WORK and (_int_extent(sch, fused) or 0) > 1:
         sch.parallel(fused)
     sch.reverse_compute_at(epilogue, fused)
     _vectorize_innermost(sch, epilogue, lanes, skip=1)

@@ -103,7 +103,6 @@ def build(mod, tvm_target, database_path: Path | None):
 
     import tvm
     from tvm import relax
-    from tvm.relax.transform import MetaScheduleApplyDatabase
 
     target = tvm.target.Target(tvm_target)
     facts: dict = {"default_schedules": DEFAULT_SCHEDULES}
@@ -118,9 +117,8 @@ def build(mod, tvm_target, database_path: Path | None):
         def pipeline(mod, _ctx):
             mod = fuse(mod, target)
             if db is not None:
-                before = {gv.name_hint for gv, f in mod.functions_items() if _scheduled(f)}
-                mod = MetaScheduleApplyDatabase()(mod)
-                applied.extend(sorted({gv.name_hint for gv, f in mod.functions_items() if _scheduled(f)} - before))
+                mod, names = apply_records(mod)
+                applied.extend(names)
             if schedule:
                 mod = default_cpu_schedule(fallbacks, used)(mod)
             return tvm.transform.Sequential(_lower_passes(target))(mod)
@@ -168,13 +166,19 @@ def graph_for_schedules(mod, target, database) -> tuple:
 def _tuned_functions(mod, target, database) -> int:
     """How many of the module's fused functions the database has a record for."""
     import tvm
-    from tvm.relax.transform import MetaScheduleApplyDatabase
 
     with target, database, tvm.transform.PassContext(opt_level=3):
-        fused = fuse(mod, target)
-        before = sum(1 for _, f in fused.functions_items() if _scheduled(f))
-        after = sum(1 for _, f in MetaScheduleApplyDatabase()(fused).functions_items() if _scheduled(f))
-    return after - before
+        return len(apply_records(fuse(mod, target))[1])
+
+
+def apply_records(fused) -> tuple:
+    """(the fused module with the current database's records applied, the names of the functions they scheduled);
+    run inside the database's context."""
+    from tvm.relax.transform import MetaScheduleApplyDatabase
+
+    before = {gv.name_hint for gv, f in fused.functions_items() if _scheduled(f)}
+    fused = MetaScheduleApplyDatabase()(fused)
+    return fused, sorted({gv.name_hint for gv, f in fused.functions_items() if _scheduled(f)} - before)
 
 
 def _first_block(func) -> str:
