@@ -18,6 +18,28 @@ def require_cortex_m_tools() -> None:
                         "qemu-system-arm)", allow_module_level=True)
 
 
+def calibration_folder(folder: Path, samples) -> str:
+    """A --calibration folder holding `samples` (an N x ... array) as samples.npy."""
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "samples.npy", samples)
+    return str(folder)
+
+
+def int8_reference(net, cal, x):
+    """(the quantized QGraph, its int8 outputs on each row of `x`): the quantization an int8 compile calibrated on
+    `cal` makes (deterministic: same graph, same samples), run by the numpy TFLite-arithmetic reference."""
+    import numpy as np
+    import torch
+
+    from edgecc.compiler.squeeze.quant import calibrate, capture_graph, quantize_graph, run_int8
+
+    g = capture_graph(net, torch.from_numpy(x[:1]))
+    quantize_graph(g, calibrate(g, cal))
+    return g, np.concatenate([run_int8(g, x[i:i + 1]) for i in range(len(x))])
+
+
 def edgecc_cli(*args, cwd=None, timeout=900):
     """Run the real `edgecc` CLI in a subprocess; returns CompletedProcess with text output."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}

@@ -8,8 +8,7 @@ import numpy as np
 import torch
 
 import edgecc
-from edgecc.compiler.squeeze.quant import calibrate, capture_graph, quantize_graph, run_int8
-from tests.conftest import require_cortex_m_tools
+from tests.conftest import calibration_folder, int8_reference, require_cortex_m_tools
 
 require_cortex_m_tools()
 
@@ -32,15 +31,12 @@ def test_dense_batchnorm1d_int8_is_bit_exact_on_cortex_m4(tmp_path):
     net = _mlp()
     gen = torch.Generator().manual_seed(1)
     cal, x = torch.randn(32, 40, generator=gen).numpy(), torch.randn(6, 40, generator=gen).numpy()
-    (tmp_path / "cal").mkdir()
-    np.save(tmp_path / "cal" / "samples.npy", cal)
+    folder = calibration_folder(tmp_path / "cal", cal)
     bundle = edgecc.compile(net, (torch.from_numpy(x[:1]),), target="cortex-m4", backend="micro",
-                            output=tmp_path / "b", quantize="int8", calibration=str(tmp_path / "cal"))
-    g = capture_graph(net, torch.from_numpy(x[:1]))
+                            output=tmp_path / "b", quantize="int8", calibration=folder)
+    g, want = int8_reference(net, cal, x)
     assert [op.kind for op in g.ops] == ["dense", "dense", "dense"] and g.ops[0].relu
-    quantize_graph(g, calibrate(g, cal))
     got = bundle.runner().run_many(x)
-    want = np.concatenate([run_int8(g, x[i:i + 1]) for i in range(len(x))])
     assert np.array_equal(got.reshape(want.shape), want), np.abs(got.reshape(want.shape) - want).max()
     with torch.no_grad():  # and the int8 model still tracks the float one
         ref = net(torch.from_numpy(x)).numpy()
@@ -56,12 +52,12 @@ def test_specialize_builds_the_kernels_with_the_model_and_computes_the_same(tmp_
 
     net = _mlp()
     x = torch.randn(4, 40, generator=torch.Generator().manual_seed(2)).numpy()
-    (tmp_path / "cal").mkdir()
-    np.save(tmp_path / "cal" / "samples.npy", torch.randn(16, 40, generator=torch.Generator().manual_seed(3)).numpy())
+    cal = torch.randn(16, 40, generator=torch.Generator().manual_seed(3)).numpy()
+    folder = calibration_folder(tmp_path / "cal", cal)
     outs = {}
     for flag in ("1", "0"):
         b = edgecc.compile(net, (torch.from_numpy(x[:1]),), target="cortex-m4", backend="micro", output=tmp_path / flag,
-                           quantize="int8", calibration=str(tmp_path / "cal"), options={"specialize": flag})
+                           quantize="int8", calibration=folder, options={"specialize": flag})
         included = '#include "int8_kernels.c"' in (b.path / "model.c").read_text()
         assert included == (flag == "1") and b.manifest["artifact"]["info"]["memory"]["specialize"] == (flag == "1")
         members = subprocess.run(["arm-none-eabi-ar", "t", str(b.path / "libmodel.a")], capture_output=True,
@@ -71,5 +67,5 @@ def test_specialize_builds_the_kernels_with_the_model_and_computes_the_same(tmp_
     assert np.array_equal(outs["1"], outs["0"])
     with pytest.raises(TargetError, match="specialize=maybe"):
         edgecc.compile(net, (torch.from_numpy(x[:1]),), target="cortex-m4", backend="micro", output=tmp_path / "bad",
-                       quantize="int8", calibration=str(tmp_path / "cal"), options={"specialize": "maybe"})
+                       quantize="int8", calibration=folder, options={"specialize": "maybe"})
     assert not (tmp_path / "bad").exists()

@@ -17,8 +17,7 @@ import numpy as np
 import torch
 
 import edgecc
-from edgecc.compiler.squeeze.quant import calibrate, capture_graph, quantize_graph, run_int8
-from tests.conftest import require_cortex_m_tools
+from tests.conftest import calibration_folder, int8_reference, require_cortex_m_tools
 
 require_cortex_m_tools()
 
@@ -48,10 +47,9 @@ def test_mve_int8_kernels_are_bit_exact_on_the_m55(tmp_path):
     net = HeliumNet().eval()
     gen = torch.Generator().manual_seed(2)
     cal, x = torch.randn(32, 5, 13, 13, generator=gen).numpy(), torch.randn(6, 5, 13, 13, generator=gen).numpy()
-    (tmp_path / "cal").mkdir()
-    np.save(tmp_path / "cal" / "samples.npy", cal)
+    folder = calibration_folder(tmp_path / "cal", cal)
     bundle = edgecc.compile(net, (torch.from_numpy(x[:1]),), target="cortex-m55", backend="micro",
-                            output=tmp_path / "b", quantize="int8", calibration=str(tmp_path / "cal"))
+                            output=tmp_path / "b", quantize="int8", calibration=folder)
     model_c = (bundle.path / "model.c").read_text()
     assert "edgecc_q8_conv_add(" in model_c and "edgecc_q8_add(" in model_c
     assert "edgecc_q8_depthwise_conv(" in model_c
@@ -59,9 +57,7 @@ def test_mve_int8_kernels_are_bit_exact_on_the_m55(tmp_path):
     symbols = subprocess.run(["arm-none-eabi-nm", str(bundle.path / "firmware.elf")], capture_output=True,
                              text=True, check=True).stdout
     assert "q8_mve_conv" in symbols and "q8_mve_dw_row8" in symbols and "q8_mve_dw_row_tail" in symbols
-    g = capture_graph(net, torch.from_numpy(x[:1]))
-    quantize_graph(g, calibrate(g, cal))
+    _, want = int8_reference(net, cal, x)
     got = bundle.runner().run_many(x)
-    want = np.concatenate([run_int8(g, x[i:i + 1]) for i in range(len(x))])
     assert np.array_equal(got.reshape(want.shape), want), np.abs(got.reshape(want.shape) - want).max()
     assert len(np.unique(want)) > 50  # the outputs are not all clamped to one value

@@ -19,10 +19,9 @@ import torch
 import edgecc
 from edgecc.compiler.micro.int8 import plan_int8
 from edgecc.compiler.micro.plan import plan_arena
-from edgecc.compiler.squeeze.quant import calibrate, capture_graph, quantize_graph, run_int8
 from edgecc.errors import TargetError
 from edgecc.models.mobilenets import MobileNetV2Mcu
-from tests.conftest import assert_clean_failure, edgecc_cli, require_cortex_m_tools
+from tests.conftest import assert_clean_failure, calibration_folder, edgecc_cli, int8_reference, require_cortex_m_tools
 
 require_cortex_m_tools()
 
@@ -39,15 +38,8 @@ def samples(tmp_path_factory):
     gen = torch.Generator().manual_seed(1)
     cal, x = torch.randn(16, 3, RES, RES, generator=gen).numpy(), torch.randn(6, 3, RES, RES, generator=gen).numpy()
     folder = tmp_path_factory.mktemp("cal")
-    np.save(folder / "samples.npy", cal)
+    calibration_folder(folder, cal)
     return folder, cal, x
-
-
-def _reference(net, cal, x):
-    """The same quantization as the compile (deterministic: same graph, same samples) and its int8 outputs."""
-    g = capture_graph(net, torch.from_numpy(x[:1]))
-    quantize_graph(g, calibrate(g, cal))
-    return g, np.concatenate([run_int8(g, x[i:i + 1]) for i in range(len(x))])
 
 
 def _check_arena(bundle, g) -> dict:
@@ -73,7 +65,7 @@ def test_patched_mobilenetv2_is_bit_exact_and_needs_half_the_ram(grid, samples, 
     model_c = (bundle.path / "model.c").read_text()
     assert "patch_stage(" in model_c and "edgecc_q8_add_windowed(" in model_c
     assert ("edgecc_q8_store_window(" in model_c) == (grid != "6x1")
-    g, want = _reference(net, cal, x)
+    g, want = int8_reference(net, cal, x)
     got = bundle.runner().run_many(x).reshape(want.shape)
     assert np.array_equal(got, want), np.abs(got - want).max()
     assert len(np.unique(want)) > 100  # not all outputs clamped to one value
@@ -88,12 +80,11 @@ def test_patched_resnet8_with_a_strided_shortcut_is_bit_exact(samples, tmp_path)
     net, (x0,) = get_model("resnet8").factory()
     gen = torch.Generator().manual_seed(4)
     cal, x = torch.randn(16, 3, 32, 32, generator=gen).numpy(), torch.randn(3, 3, 32, 32, generator=gen).numpy()
-    (tmp_path / "cal").mkdir()
-    np.save(tmp_path / "cal" / "samples.npy", cal)
+    folder = calibration_folder(tmp_path / "cal", cal)
     bundle = edgecc.compile(net, (torch.from_numpy(x[:1]),), target="cortex-m4", backend="micro",
-                            output=tmp_path / "b", quantize="int8", calibration=str(tmp_path / "cal"),
+                            output=tmp_path / "b", quantize="int8", calibration=folder,
                             options={"patch_stages": 8})  # the grid with the smallest arena
-    g, want = _reference(net, cal, x)
+    g, want = int8_reference(net, cal, x)
     got = bundle.runner().run_many(x).reshape(want.shape)
     assert np.array_equal(got, want), np.abs(got - want).max()
     patch = _check_arena(bundle, g)
