@@ -119,3 +119,22 @@ def test_vector_width_comes_from_the_cpu_features(target, bits):
     from edgecc.compiler.backends.tvm.cpu_schedule import vector_bits
 
     assert vector_bits(tvm.target.Target(target)) == bits
+
+
+def test_shipped_database_is_used_only_where_it_covers_every_convolution():
+    # host's database was tuned on ResNet-18: its 56x56x64 block is covered, a 24-filter conv after it is not
+    from edgecc.models.vision import BasicBlock
+
+    target = tvm.target.Target({"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": "host"})
+    db = tuning.open_database(tuning.database_dir("host"))
+    torch.manual_seed(0)
+    block = BasicBlock(64, 64, 1).eval()
+    x = (torch.randn(1, 64, 56, 56),)
+    covered, _ = import_relax(load_model(block, x))
+    partly, _ = import_relax(load_model(torch.nn.Sequential(block, torch.nn.Conv2d(64, 24, 3, padding=1)).eval(), x))
+    assert tuning.graph_for_schedules(covered, target, db, partial=False)[1].startswith("as imported")
+    layout = tuning.graph_for_schedules(partly, target, db, partial=False)[1]
+    assert layout.startswith("NHWC") and "covers 1 of 2 convolution/matmul functions, not all: not used" in layout
+    # the user's own database (--option tuning_db=) is applied as far as it goes, and says how far
+    layout = tuning.graph_for_schedules(partly, target, db, partial=True)[1]
+    assert layout.startswith("as imported") and "covers 1 of 2" in layout

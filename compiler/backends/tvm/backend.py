@@ -50,14 +50,14 @@ class TvmBackend:
             import_call += "; relax.transform.ToMixedPrecision(out_dtype='float32')(mod)"
         tvm_target = resolve_tvm_target(cfg)
         tuning: dict = {}
+        own = bool(options.options.get("tuning_db"))  # the user's database, applied even where it covers part
         try:
             if tvm_target.get("kind") == "llvm":
                 # CPU: the target's MetaSchedule database where it has one, default schedules for the rest
                 from edgecc.compiler.backends.tvm import tuning as tvm_tune
 
-                db = Path(options.options["tuning_db"]) if options.options.get("tuning_db") else \
-                    tvm_tune.database_dir(target.name)
-                executable, tuning = tvm_tune.build(mod, tvm_target, db)
+                db = Path(options.options["tuning_db"]) if own else tvm_tune.database_dir(target.name)
+                executable, tuning = tvm_tune.build(mod, tvm_target, db, partial=own)
             else:
                 executable = tvm.compile(mod, target=tvm.target.Target(tvm_target))
         except Exception as e:
@@ -71,7 +71,8 @@ class TvmBackend:
         else:
             executable.export_library(str(so))
         db_arg = repr(tuning.get("tuning_database"))
-        build_call = (f"edgecc.compiler.backends.tvm.tuning.build(mod, {tvm_target!r}, {db_arg})" if tuning
+        build_call = (f"edgecc.compiler.backends.tvm.tuning.build(mod, {tvm_target!r}, {db_arg}, partial={own})"
+                      if tuning
                       else f"tvm.compile(mod, target=tvm.target.Target({tvm_target!r}))")
         fcompile = f", fcompile=tvm.support.cc.cross_compiler({cfg.cross_compiler!r})" if cfg.cross_compiler else ""
         calls = [import_call, f"{build_call}.export_library('model.so'{fcompile})"]
