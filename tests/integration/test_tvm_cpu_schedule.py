@@ -138,3 +138,13 @@ def test_shipped_database_is_used_only_where_it_covers_every_convolution():
     # the user's own database (--option tuning_db=) is applied as far as it goes, and says how far
     layout = tuning.graph_for_schedules(partly, target, db, partial=True)[1]
     assert layout.startswith("as imported") and "covers 1 of 2" in layout
+
+
+def test_rule_tiles_a_conv_whose_epilogue_reads_it_twice():
+    # hardswish, x * relu6(x + 3) / 6, reads the biased conv output twice: an epilogue graph, not a chain
+    net = torch.nn.Sequential(torch.nn.Conv2d(16, 32, 1), torch.nn.Hardswish()).eval()
+    func = _fused_conv(net, (torch.randn(1, 16, 14, 14),))
+    sch = RegisterTiledReduction().apply(func, AVX2, False)
+    assert sch is not None
+    assert "T.vectorized(T.int64(8))" in sch.mod["main"].script()
+    np.testing.assert_allclose(_run(sch.mod["main"], AVX2), _run(func, AVX2), rtol=1e-5, atol=1e-5)

@@ -296,17 +296,18 @@ def _single_reduction(sch):
 def _prepare_epilogue(sch, red):
     """Inline the prologue (but padding) into the reduction and the epilogue into its last block; returns that
     block, a cache_write copy of the accumulators when the reduction writes the output itself, or None when
-    more than one block reads the accumulators."""
+    more than one output reads the accumulators. The epilogue may be a graph, not a chain: hardswish
+    (x * relu6(x + 3) / 6) reads the biased conv output twice, and its intermediate blocks are inlined into
+    every reader (MobileNetV3's conv + hardswish functions went to dlight's unvectorized Reduction before)."""
     for block in sch.get_producers(red):
         if not _is_padding(sch, block):
             sch.compute_inline(block)
-    consumers = sch.get_consumers(red)
-    while consumers:
-        nxt = sch.get_consumers(consumers[0])
-        if len(consumers) != 1 or not nxt:
-            break
-        sch.compute_inline(consumers[0])
+    while True:
         consumers = sch.get_consumers(red)
+        inner = [c for c in consumers if sch.get_consumers(c)]  # read by another block: not an output
+        if not inner:
+            break
+        sch.compute_inline(inner[0])
     if not consumers:
         return sch.cache_write(red, 0, "global")
     return consumers[0] if len(consumers) == 1 else None  # two outputs read the accumulators: not this rule
