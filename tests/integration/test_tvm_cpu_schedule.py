@@ -148,3 +148,16 @@ def test_rule_tiles_a_conv_whose_epilogue_reads_it_twice():
     assert sch is not None
     assert "T.vectorized(T.int64(8))" in sch.mod["main"].script()
     np.testing.assert_allclose(_run(sch.mod["main"], AVX2), _run(func, AVX2), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("features, parallel", [(1024, True), (64, False)])
+def test_a_matrix_vector_product_goes_parallel_on_its_weight_bytes(features, parallel):
+    # 1 x 1024 @ 1024 x 1000: 1 M MACs, under the work threshold, but 4 MB of weights to stream
+    net = torch.nn.Linear(features, 1000).eval()
+    mod, _ = import_relax(load_model(net, (torch.randn(1, features),)))
+    with AVX2:
+        fused = tuning.fuse(channels_last(mod), AVX2)
+    [func] = [f for gv, f in fused.functions_items() if gv.name_hint.startswith("fused_matmul")]
+    sch = RegisterTiledReduction().apply(func, AVX2, False)
+    assert sch is not None and ("T.parallel(" in sch.mod["main"].script()) == parallel
+    np.testing.assert_allclose(_run(sch.mod["main"], AVX2), _run(func, AVX2), rtol=1e-5, atol=1e-5)
