@@ -161,3 +161,25 @@ def test_a_matrix_vector_product_goes_parallel_on_its_weight_bytes(features, par
     sch = RegisterTiledReduction().apply(func, AVX2, False)
     assert sch is not None and ("T.parallel(" in sch.mod["main"].script()) == parallel
     np.testing.assert_allclose(_run(sch.mod["main"], AVX2), _run(func, AVX2), rtol=1e-5, atol=1e-5)
+
+
+def test_a_database_tuned_on_another_cpu_is_named(tmp_path):
+    import json
+
+    rec = lambda mcpu: json.dumps([0, [[[], []], [1e-6], {"kind": "llvm", "mcpu": mcpu}, []]])  # noqa: E731
+    (tmp_path / tuning.RECORDS).write_text("\n".join([rec("znver5"), rec("znver5")]) + "\n")
+    assert tuning.tuned_elsewhere(tmp_path, {"kind": "llvm", "mcpu": "znver4"}) == "znver5"
+    assert tuning.tuned_elsewhere(tmp_path, {"kind": "llvm", "mcpu": "znver5"}) == ""
+    # the shipped host database names the CPU it was measured on
+    assert tuning.tuned_elsewhere(tuning.database_dir("host"), {"mcpu": "cortex-a76"}) == "znver5"
+
+
+def test_the_shipped_database_is_not_applied_for_another_cpu():
+    from edgecc.models.vision import BasicBlock
+
+    torch.manual_seed(0)
+    mod, _ = import_relax(load_model(BasicBlock(64, 64, 1).eval(), (torch.randn(1, 64, 56, 56),)))
+    _, facts = tuning.build(mod, {"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": "skylake-avx512"},
+                            tuning.database_dir("host"), partial=False)
+    assert facts["graph_layout"].startswith("NHWC") and "tuned for znver5" in facts["graph_layout"], facts
+    assert "tuned_functions" not in facts
