@@ -40,7 +40,7 @@ from tvm.s_tir import dlight as dl
 PARALLEL_MIN_WORK = 1 << 22
 PARALLEL_MIN_ELEMENTS = 1 << 18
 # ... unless its reduction reads this many bytes: a matrix-vector product streams its weights from memory, and two
-# cores stream more than one (MobileNetV3's 1024 x 1000 classifier, 1 M MACs over 4 MB: 1.17 -> 0.35 ms).
+# cores stream more than one (MobileNetV3's 1024 x 1000 classifier, 1 M MACs over 4 MB: 1.17 -> 0.52 ms).
 PARALLEL_MIN_BYTES = 1 << 21
 
 
