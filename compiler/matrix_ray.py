@@ -197,6 +197,20 @@ def build_on_node(cell, final: str, drop: str, cwd: str, transfer: str):
             shutil.rmtree(root, ignore_errors=True)
 
 
+def _extract_data(tar, dest: Path) -> None:
+    """Unpack plain files and folders only: no links, devices, absolute or ../ paths (tarfile's "data" filter
+    where this Python has it: 3.11.4 and later; Debian 12's 3.11.2 has not, and gets the same checks here)."""
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(dest, filter="data")
+        return
+    root = Path(dest).resolve()
+    for m in tar.getmembers():
+        target = (root / m.name).resolve()
+        if not (m.isfile() or m.isdir()) or Path(m.name).is_absolute() or not target.is_relative_to(root):
+            raise tarfile.TarError(f"{m.name!r} is not a plain file inside the bundle")
+    tar.extractall(dest)
+
+
 def install(cell, payload, final: Path) -> None:
     """Put the bundle a task handed back at `final`: unpacked (or moved) into a temp folder beside it, every hash
     checked, renamed into place. On any problem the cell fails and nothing is left behind."""
@@ -210,7 +224,7 @@ def install(cell, payload, final: Path) -> None:
             if kind == "tar":
                 try:
                     with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
-                        tar.extractall(tmp, filter="data")  # no links out, no absolute or ../ paths
+                        _extract_data(tar, tmp)
                 except tarfile.TarError as e:
                     raise BundleError(f"the bundle from the worker is not a whole tar stream ({e})") from None
             else:

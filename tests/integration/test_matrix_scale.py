@@ -105,6 +105,29 @@ def test_a_damaged_bundle_from_a_worker_is_refused(local_build, tmp_path):
     assert cell.status == "ok" and Bundle.load(tmp_path / "out" / cell.name)
 
 
+@pytest.mark.parametrize("member", ["../escape.txt", "/abs.txt", "link"])
+def test_a_tar_with_paths_out_of_the_bundle_is_refused(member, tmp_path):
+    import io
+    import tarfile
+
+    from edgecc.compiler.matrix import Cell
+    from edgecc.compiler.matrix_ray import install
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:") as tar:
+        info = tarfile.TarInfo(member)
+        if member == "link":
+            info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+            tar.addfile(info)
+        else:
+            info.size = 2
+            tar.addfile(info, io.BytesIO(b"hi"))
+    cell = Cell("tiny_factory-build", "host", "tvm", status="ok")
+    install(cell, ("tar", buf.getvalue()), tmp_path / "out" / cell.name)
+    assert cell.status == "failed" and "not a whole tar" in cell.reason, cell.reason
+    assert list((tmp_path / "out").iterdir()) == [] and not (tmp_path / "escape.txt").exists()
+
+
 @pytest.mark.parametrize("shard", ["0/4", "5/4", "a/b"])
 def test_bad_shard_is_one_line(shard, tmp_path):
     r = edgecc_cli("build", *MATRIX, "--shard", shard, cwd=tmp_path)
