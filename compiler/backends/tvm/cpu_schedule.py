@@ -107,11 +107,15 @@ def _block_kinds(sch, block) -> str:
                    for iv in sch.get(block).iter_vars)
 
 
-def _int_extent(sch, loop) -> int | None:
+def _int_value(e) -> int | None:
+    """The value of a constant TIR expression (a loop extent, a buffer dimension), or None when it is symbolic."""
     from tvm import tirx
 
-    ext = sch.get(loop).extent
-    return int(ext.value) if isinstance(ext, tirx.IntImm) else None
+    return int(e.value) if isinstance(e, tirx.IntImm) else None
+
+
+def _int_extent(sch, loop) -> int | None:
+    return _int_value(sch.get(loop).extent)
 
 
 def _uses(expr, var) -> bool:
@@ -138,15 +142,11 @@ def _contiguous_in(access, var) -> bool | None:
 
 
 def _is_one(e) -> bool:
-    from tvm import tirx
-
-    return isinstance(e, tirx.IntImm) and int(e.value) == 1
+    return _int_value(e) == 1
 
 
 def _shape_is_trailing_ones(buffer, d: int) -> bool:
-    from tvm import tirx
-
-    return all(isinstance(s, tirx.IntImm) and int(s.value) == 1 for s in buffer.shape[d + 1:])
+    return all(_is_one(s) for s in buffer.shape[d + 1:])
 
 
 def _vector_and_register_axes(sch, block) -> tuple[int, int | None] | None:
@@ -318,22 +318,16 @@ def _prepare_epilogue(sch, red):
 
 def _bytes_read(sch, block) -> int:
     """The bytes of the buffers `block` reads (whole buffers; its accumulator is written, not counted)."""
+    stmt = sch.get(block)
     total = 0
-    for region in sch.get(block).reads:
+    for region in stmt.reads:
         buf = region.source
-        if buf.same_as(sch.get(block).writes[0].source):
+        if buf.same_as(stmt.writes[0].source):
             continue
-        dims = [_const(d) for d in buf.shape]
+        dims = [_int_value(d) for d in buf.shape]
         if None not in dims:
             total += math.prod(dims) * buf.dtype.bits // 8
     return total
-
-
-def _const(e) -> int | None:
-    try:
-        return int(e)
-    except (TypeError, ValueError):
-        return None
 
 
 def _tile_reduction(sch, red, epilogue, axes, lanes: int, budget: int) -> None:
