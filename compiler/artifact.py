@@ -4,6 +4,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+_TRUE, _FALSE = ("1", "true", "on"), ("0", "false", "off")
+
+
+def is_true(value: str) -> bool:
+    return value in _TRUE
+
+
+def bool_option(opts: dict, key: str, default: bool | None, also: str = "") -> bool | None:
+    """A backend's --option opts[key] as a bool (default when absent); a one-line error for anything else
+    (`also`: another value the caller accepts, named in that error)."""
+    from edgecc.errors import TargetError
+
+    if key not in opts:
+        return default
+    value = str(opts[key]).lower()
+    if value not in _TRUE + _FALSE:
+        raise TargetError(f"--option {key}={opts[key]}: expected 1/0 (true/false){' or ' + also if also else ''}")
+    return value in _TRUE
+
 
 @dataclass
 class CompileOptions:

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
+from edgecc.compiler.artifact import bool_option as _bool_option
 from edgecc.errors import TargetError
-
-_TRUE, _FALSE = ("1", "true", "on"), ("0", "false", "off")
 
 
 def _user(description: str) -> dict:
@@ -77,21 +76,6 @@ class IreeOptions:
 
 # --option key -> description (IreeBackend.OPTIONS, which compiler/driver.py checks the user's keys against)
 OPTIONS = {f.name: f.metadata["option"] for f in fields(IreeOptions) if "option" in f.metadata}
-
-
-def is_true(value: str) -> bool:
-    return value in _TRUE
-
-
-def _bool_option(opts: dict, key: str, default: bool | None, also: str = "") -> bool | None:
-    """opts[key] as a bool (default when absent); a one-line error for anything else (`also`: another value the
-    caller accepts, named in that error)."""
-    if key not in opts:
-        return default
-    value = str(opts[key]).lower()
-    if value not in _TRUE + _FALSE:
-        raise TargetError(f"--option {key}={opts[key]}: expected 1/0 (true/false){' or ' + also if also else ''}")
-    return value in _TRUE
 
 
 def _conv_data_tiling_mode(target_opts: dict, user_opts: dict) -> str | None:

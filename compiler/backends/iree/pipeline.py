@@ -11,11 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgecc.compiler.artifact import is_true
 from edgecc.tools import find_tool, repro_line, run_tool
 
 from . import passes
 from .importer import graph_rewritten
-from .options import IreeOptions, is_true
+from .options import IreeOptions
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgecc.compiler.artifact import Artifact, CompileOptions
+from edgecc.compiler.artifact import Artifact, CompileOptions, bool_option
 from edgecc.compiler.backends import register_backend
 from edgecc.compiler.backends.tvm.cuda import precompile_cuda
 from edgecc.compiler.backends.tvm.device_scripts import write_gpu_device_files
@@ -33,7 +33,9 @@ def resolve_tvm_target(cfg) -> dict:
 
 @register_backend("tvm")
 class TvmBackend:
-    OPTIONS = {"tuning_db": "MetaSchedule database folder (default: the target's, targets/tuning/<target>/)"}
+    OPTIONS = {"tuning_db": "MetaSchedule database folder (default: the target's, targets/tuning/<target>/)",
+               "fast_math": "1 (default) or 0: CPU float32 exp/tanh/erf/sigmoid as TOPI's vectorizable "
+                            "approximations, or libm calls"}
     PRECISIONS = {"fp32": "f32 throughout",
                   "fp16": "Relax ToMixedPrecision: convolution and matmul operands in f16, f32 accumulation (f32 i/o)"}
     PRECISION_REFUSED = "TVM's mixed-precision pass casts to float16 only: use --precision fp16, or --backend iree"
@@ -51,13 +53,14 @@ class TvmBackend:
         tvm_target = resolve_tvm_target(cfg)
         tuning: dict = {}
         own = bool(options.options.get("tuning_db"))  # the user's database, applied even where it covers part
+        fast_math = bool_option(options.options, "fast_math", True)
         try:
             if tvm_target.get("kind") == "llvm":
                 # CPU: the target's MetaSchedule database where it has one, default schedules for the rest
                 from edgecc.compiler.backends.tvm import tuning as tvm_tune
 
                 db = Path(options.options["tuning_db"]) if own else tvm_tune.database_dir(target.name)
-                executable, tuning = tvm_tune.build(mod, tvm_target, db, partial=own)
+                executable, tuning = tvm_tune.build(mod, tvm_target, db, partial=own, fast_math=fast_math)
             else:
                 executable = tvm.compile(mod, target=tvm.target.Target(tvm_target))
         except Exception as e:
@@ -71,7 +74,8 @@ class TvmBackend:
         else:
             executable.export_library(str(so))
         db_arg = repr(tuning.get("tuning_database"))
-        build_call = (f"edgecc.compiler.backends.tvm.tuning.build(mod, {tvm_target!r}, {db_arg}, partial={own})"
+        build_call = (f"edgecc.compiler.backends.tvm.tuning.build(mod, {tvm_target!r}, {db_arg}, partial={own}"
+                      f"{'' if fast_math else ', fast_math=False'})"
                       if tuning
                       else f"tvm.compile(mod, target=tvm.target.Target({tvm_target!r}))")
         fcompile = f", fcompile=tvm.support.cc.cross_compiler({cfg.cross_compiler!r})" if cfg.cross_compiler else ""

@@ -96,23 +96,26 @@ def _guarded(rule, fallbacks: list | None, used: dict | None = None):
     return Guarded()
 
 
-def build(mod, tvm_target, database_path: Path | None, partial: bool = True):
+def build(mod, tvm_target, database_path: Path | None, partial: bool = True, fast_math: bool = True):
     """tvm.compile for a CPU target with the tuning database (when there is one) and default CPU schedules for
     the rest. `partial`: apply a database that covers only some of the model's convolution/matmul functions (the
     user's own, `--option tuning_db=`); the target's shipped database (partial=False), tuned on other models, is
-    applied only where it covers all of them (graph_for_schedules). Returns (executable, facts for the manifest)."""
+    applied only where it covers all of them (graph_for_schedules). `fast_math`: see fuse(). Returns (executable,
+    facts for the manifest)."""
     import contextlib
 
     import tvm
     from tvm import relax
 
     target = tvm.target.Target(tvm_target)
-    facts: dict = {"default_schedules": DEFAULT_SCHEDULES}
+    facts: dict = {"default_schedules": DEFAULT_SCHEDULES,
+                   "fast_math": "float32 exp/tanh/erf/sigmoid as TOPI's fast_* approximations" if fast_math
+                   else "off (libm calls)"}
     database = open_database(database_path) if database_path and has_database(database_path) else None
     other_cpu = database is not None and tuned_elsewhere(database_path, tvm_target)
     if other_cpu and not partial:  # the shipped database, tuned on another CPU: its schedules are not this one's
         database = None
-    mod, facts["graph_layout"] = graph_for_schedules(mod, target, database, partial)
+    mod, facts["graph_layout"] = graph_for_schedules(mod, target, database, partial, fast_math)
     if other_cpu:
         facts["graph_layout"] += f"; the tuning database was tuned for {other_cpu}, this build is for " \
             f"{tvm_target.get('mcpu')}" + ("" if partial else ": not used")
@@ -123,7 +126,7 @@ def build(mod, tvm_target, database_path: Path | None, partial: bool = True):
     def pipeline_with(db, schedule: bool):
         @tvm.transform.module_pass(opt_level=3)
         def pipeline(mod, _ctx):
-            mod = fuse(mod, target)
+            mod = fuse(mod, target, fast_math)
             if db is not None:
                 mod, names = apply_records(mod)
                 applied.extend(names)
@@ -170,7 +173,7 @@ def tuned_elsewhere(database_path: Path, tvm_target: dict) -> str:
     return "" if not mcpu or not cpus or mcpu in cpus else ", ".join(sorted(cpus))
 
 
-def graph_for_schedules(mod, target, database, partial: bool = True) -> tuple:
+def graph_for_schedules(mod, target, database, partial: bool = True, fast_math: bool = True) -> tuple:
     """(the Relax module to build, what was decided): the imported graph as it is where the tuning database has
     records for its functions (they were tuned in that form and win over the default rules), else the
     channels-last graph the default rules tile best (channels_last.py). With partial=False (the target's shipped
@@ -181,7 +184,7 @@ def graph_for_schedules(mod, target, database, partial: bool = True) -> tuple:
 
     note = ""
     if database is not None:
-        tuned, heavy = _tuned_functions(mod, target, database)
+        tuned, heavy = _tuned_functions(mod, target, database, fast_math)
         covers = f"the tuning database covers {len(heavy & tuned)} of {len(heavy)} convolution/matmul functions"
         if tuned and (heavy <= tuned or partial):
             return mod, f"as imported: {len(tuned)} functions have tuning records" + (
@@ -197,12 +200,12 @@ def graph_for_schedules(mod, target, database, partial: bool = True) -> tuple:
 HEAVY_OPS = ("conv", "matmul", "dense")  # in a fused function's name: the functions that do the model's MACs
 
 
-def _tuned_functions(mod, target, database) -> tuple[set, set]:
+def _tuned_functions(mod, target, database, fast_math: bool = True) -> tuple[set, set]:
     """(the module's fused functions the database has a record for, its convolution/matmul functions)."""
     import tvm
 
     with target, database, tvm.transform.PassContext(opt_level=3):
-        fused = fuse(mod, target)
+        fused = fuse(mod, target, fast_math)
         heavy = {gv.name_hint for gv, f in fused.functions_items()
                  if isinstance(f, tvm.tirx.PrimFunc) and any(op in gv.name_hint for op in HEAVY_OPS)}
         return set(apply_records(fused)[1]), heavy
@@ -231,14 +234,20 @@ def _is_schedule_error(e: Exception) -> bool:
     return "ScheduleError" in text or "schedule" in text.lower()
 
 
-def fuse(mod, target):
-    """Legalize and fuse: the TIR functions tuning records are keyed by (same passes when tuning and building)."""
+def fuse(mod, target, fast_math: bool = True):
+    """Legalize and fuse: the TIR functions tuning records are keyed by (same passes when tuning and building).
+    `fast_math`: on a CPU, float32 exp/tanh/erf/sigmoid as TOPI's vectorizable approximations (fast_math.py)."""
     import tvm
     from tvm import relax
 
     t = relax.transform
-    return tvm.transform.Sequential([*_dispatch_passes(target), t.LegalizeOps(), t.AnnotateTIROpPattern(),
-                                     t.FoldConstant(), t.FuseOps(), t.FuseTIR()])(mod)
+    fused = tvm.transform.Sequential([*_dispatch_passes(target), t.LegalizeOps(), t.AnnotateTIROpPattern(),
+                                      t.FoldConstant(), t.FuseOps(), t.FuseTIR()])(mod)
+    if fast_math and target.kind.name == "llvm":
+        from edgecc.compiler.backends.tvm.fast_math import fast_math as rewrite
+
+        fused = rewrite(fused)
+    return fused
 
 
 def _dispatch_passes(target) -> list:
