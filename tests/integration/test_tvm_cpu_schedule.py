@@ -55,7 +55,7 @@ def _run(func, target, seed=0):
 
 
 def test_rule_tiles_an_nhwc_conv_into_parallel_vector_loops():
-    # 32x32x32 outputs x 16x3x3: 4.7 M MACs, over the 4 M from which a function goes parallel
+    # 32x32x32 outputs x 16x3x3: 4.7 M MACs, over the 1 M from which a function goes parallel
     net = torch.nn.Sequential(torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU()).eval()
     func = _fused_conv(net, (torch.randn(1, 16, 32, 32),))
     sch = RegisterTiledReduction().apply(func, AVX2, False)

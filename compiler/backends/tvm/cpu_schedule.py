@@ -33,11 +33,12 @@ from tvm.s_tir import dlight as dl
 
 # Below this many multiply-adds (or elements, for element-wise blocks) a function runs on one thread. TVM's
 # thread pool splits a parallel loop statically, one chunk per thread, and waits for the last: a few
-# microseconds on an idle machine, but on a loaded one each parallel region waits for a descheduled worker.
-# resnet8 (1-2.4 M MACs a layer, every layer parallel at a 256 K threshold) ran 0.21 ms on one thread and 26 ms
-# p50 on two on this 2-core VM at load 7; at 4 M MACs (~70 us on one Zen 5 core) only layers where the second
-# core saves more than a launch costs go parallel.
-PARALLEL_MIN_WORK = 1 << 22
+# microseconds on an idle machine, but on a loaded one each parallel region waits for a descheduled worker
+# (resnet8 at a 256 K threshold: 26 ms p50 on two threads at load 7 on the 2-core VM, 0.21 ms on one).
+# At 1 M, resnet8's 1.2-2.4 M-MAC convs go parallel: on the idle 2-core Zen 4 VM 0.24 -> 0.16 ms (2.36 M MACs,
+# 42 -> 26 us; one Zen 4 core already runs them at ~56 GMAC/s, near its FMA peak), where ONNX Runtime takes
+# 0.14 ms on the same two threads.
+PARALLEL_MIN_WORK = 1 << 20
 PARALLEL_MIN_ELEMENTS = 1 << 18
 # ... unless its reduction reads this many bytes: a matrix-vector product streams its weights from memory, and two
 # cores stream more than one (MobileNetV3's 1024 x 1000 classifier, 1 M MACs over 4 MB: 1.17 -> 0.52 ms).
