@@ -43,15 +43,32 @@ def test_space_to_depth_compiles_and_matches_pytorch(tmp_path):
         assert v["passed"] and v["max_abs_error"] < 1e-5 and v["max_rel_error"] < 1e-4
 
 
+def test_few_channel_im2col_compiles_and_matches_pytorch(tmp_path):
+    """The 5x5/3 one-channel conv of the stem model (padded, odd sizes) as im2col + matmul with data tiling off; the
+    RGB 7x7/2 stays a conv. With the option off, nothing is rewritten."""
+    for flag, expected in (("1", 1), ("0", None)):
+        out = tmp_path / f"i2c-{flag}"
+        p = edgecc_cli("compile", f"{DATA / 'stem_factory.py'}:build", "--target", "host", "--backend", "iree",
+                       "--option", "conv_data_tiling=0", "--option", f"few_channel_im2col={flag}", "-o", out)
+        assert p.returncode == 0, p.stderr
+        m = json.loads((out / "manifest.json").read_text())
+        assert m["artifact"]["info"]["conv_data_tiling"].get("im2col_convs") == expected
+        v = m["validation"]
+        assert v["passed"] and v["max_abs_error"] < 1e-5 and v["max_rel_error"] < 1e-4
+
+
 def test_conv_data_tiling_auto_and_bad_values(tmp_path):
     # ds-cnn is depthwise/pointwise heavy (12% dense k>1 MACs): auto leaves data tiling off
     out = tmp_path / "auto"
     p = edgecc_cli("compile", "ds-cnn", "--target", "host", "--backend", "iree", "-o", out)
     assert p.returncode == 0, p.stderr
-    tiling = json.loads((out / "manifest.json").read_text())["artifact"]["info"]["conv_data_tiling"]
+    m = json.loads((out / "manifest.json").read_text())
+    tiling = m["artifact"]["info"]["conv_data_tiling"]
     assert tiling["enabled"] is False and tiling["why"].startswith("auto: dense k>1 convolutions do ")
+    # its one-channel stem, with data tiling off, goes as im2col + matmul, and still matches PyTorch
+    assert tiling["im2col_convs"] == 1 and m["validation"]["passed"]
     for bad in ("conv_data_tiling=sometimes", "space_to_depth=2", "max_pool_slices=x", "conv_vector_n=48",
-                "conv_data_tiling_min_channels=-1"):
+                "conv_data_tiling_min_channels=-1", "few_channel_im2col=2"):
         p = edgecc_cli("compile", f"{DATA / 'layout_factory.py'}:build", "--target", "host", "--backend", "iree",
                        "--option", bad, "-o", tmp_path / "x")
         assert p.returncode != 0 and bad in p.stderr and not (tmp_path / "x").exists()

@@ -43,7 +43,7 @@ def test_unknown_key_lists_the_valid_ones():
 def test_backend_options_are_the_dataclass_user_keys():
     assert list(IreeBackend.OPTIONS) == ["nhwc_rewrite", "nhwc_graph", "conv_data_tiling",
                                          "conv_data_tiling_min_channels", "space_to_depth", "max_pool_slices",
-                                         "matmul_vector_n", "conv_vector_n", "executor"]
+                                         "few_channel_im2col", "matmul_vector_n", "conv_vector_n", "executor"]
     assert all(IreeBackend.OPTIONS.values())
 
 

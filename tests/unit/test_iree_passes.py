@@ -3,6 +3,7 @@ no toolchain. tests/integration/test_iree_passes.py compiles the rewritten modul
 
 from edgecc.compiler.backends.iree.passes import (
     few_channel_conv_count,
+    few_channel_im2col_text,
     hint_conv_data_tiling_text,
     hint_matmul_data_tiling_text,
     matmul_tile_configs,
@@ -50,6 +51,23 @@ def test_space_to_depth_text_shapes():
                   STEM.replace("strides = dense<2>", "strides = dense<1>"),
                   STEM.replace("dilations = dense<1>", "dilations = dense<2>")):
         assert space_to_depth_text(other + "\n") == (other + "\n", 0)
+
+
+def test_one_channel_conv_becomes_im2col_and_matmul():
+    # DS-CNN's stem: 1 channel, 10x4 kernel, stride 2 over the padded 49x10 spectrogram -> 25x5 x 64
+    ds = (STEM.replace("1x3x230x230", "1x1x58x12").replace("64x3x7x7", "64x1x10x4")
+          .replace("1x64x112x112", "1x64x25x5"))
+    text, n = few_channel_im2col_text(ds + "\n")
+    assert n == 1
+    assert "affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d3, d1 * 2 + d4, d2 * 2 + d5)>" in text
+    assert "tensor<1x25x5x1x10x4xf32> into tensor<125x40xf32>" in text  # the patches, one row per output pixel
+    assert ("linalg.matmul ins(%edgecc_i2c0_pc, %edgecc_i2c0_wt : tensor<125x40xf32>, tensor<40x64xf32>) "
+            "outs(%edgecc_i2c0_oc : tensor<125x64xf32>)") in text  # accumulating into the conv's own init (%1)
+    assert "linalg.transpose ins(%1 : tensor<1x64x25x5xf32>)" in text
+    assert "%2 = linalg.transpose ins(%edgecc_i2c0_me : tensor<1x25x5x64xf32>)" in text  # same name and type
+    # three channels (an RGB stem), a 1x1 kernel or another element type: left alone
+    for other in (STEM, ds.replace("64x1x10x4", "64x1x1x1"), ds.replace("xf32", "xf16")):
+        assert few_channel_im2col_text(other + "\n") == (other + "\n", 0)
 
 
 def test_strided_1x1_becomes_slice_and_stride_1():

@@ -27,6 +27,8 @@ class IreeOptions:
                                         metadata=_user("1/0: the stem as a space-to-depth convolution"))
     max_pool_slices: bool | None = field(default=None,
                                          metadata=_user("1/0: max pools as maxima of strided slices"))
+    few_channel_im2col: bool = field(default=True, metadata=_user(
+        "1/0: convolutions of 1-2 input channels as im2col + matmul (with conv data tiling off)"))
     matmul_vector_n: int = field(
         default=0, metadata=_user("0 or a power of two 8..64: vector N tile of default-tiled matmuls"))
     conv_vector_n: int = field(
@@ -58,6 +60,7 @@ class IreeOptions:
             conv_data_tiling=_conv_data_tiling_mode(target, user),
             space_to_depth=_bool_option(user, "space_to_depth", None),
             max_pool_slices=_bool_option(user, "max_pool_slices", None),
+            few_channel_im2col=_bool_option(user, "few_channel_im2col", True),
             matmul_vector_n=_vector_n_option(user, target, "matmul_vector_n"),
             conv_vector_n=_vector_n_option(user, target, "conv_vector_n"),
             conv_data_tiling_min_channels=_count_option(user, target, "conv_data_tiling_min_channels"),

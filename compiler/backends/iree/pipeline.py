@@ -133,6 +133,17 @@ class SpaceToDepth:
         b.tiling["space_to_depth_convs"] = b.rewrite(passes.space_to_depth_file, b.mlir, "few-channel strided convs")
 
 
+class FewChannelIm2col:
+    name = "few_channel_im2col"
+
+    def applies(self, b: Build) -> bool:
+        return b.tiling is not None and not b.tiling["enabled"] and b.options.few_channel_im2col
+
+    def run(self, b: Build) -> None:
+        b.tiling["im2col_convs"] = b.rewrite(passes.few_channel_im2col_file, b.mlir,
+                                             "few-input-channel convs as im2col + matmul")
+
+
 class MaxPoolSlices:
     name = "max_pool_slices"
 
@@ -214,8 +225,8 @@ class WidenConvTiles:
             b.compile_from = configs
 
 
-MODULE_PASSES = (NhwcConvs(), ConvDataTiling(), SpaceToDepth(), MaxPoolSlices(), IreeOptChannelsLast(),
-                 ConvDataTilingHints(), MatmulDataTilingHints())
+MODULE_PASSES = (NhwcConvs(), ConvDataTiling(), SpaceToDepth(), FewChannelIm2col(), MaxPoolSlices(),
+                 IreeOptChannelsLast(), ConvDataTilingHints(), MatmulDataTilingHints())
 TILE_PASSES = (WidenMatmulTiles(), WidenConvTiles())
 
 

@@ -4,6 +4,7 @@ needs torch, which importing the backend does not."""
 
 from .conv_data_tiling_hints import few_channel_conv_count, hint_conv_data_tiling_file, hint_conv_data_tiling_text
 from .conv_mac_share import spatial_conv_share
+from .few_channel_im2col import IM2COL_MAX_CHANNELS, few_channel_im2col_file, few_channel_im2col_text
 from .iree_opt_channels_last import channels_last_first
 from .matmul_data_tiling_hints import (
     MATMUL_DATA_TILING_MIN_K,
@@ -23,7 +24,8 @@ from .widen_matmul_tiles import (
 )
 
 __all__ = [
-    "FEW_ROWS", "MATMUL_DATA_TILING_MIN_K", "S2D_MAX_CHANNELS", "channels_last_first", "few_channel_conv_count",
+    "FEW_ROWS", "IM2COL_MAX_CHANNELS", "MATMUL_DATA_TILING_MIN_K", "S2D_MAX_CHANNELS", "channels_last_first",
+    "few_channel_conv_count", "few_channel_im2col_file", "few_channel_im2col_text",
     "hint_conv_data_tiling_file", "hint_conv_data_tiling_text", "hint_matmul_data_tiling_file",
     "hint_matmul_data_tiling_text", "matmul_tile_configs", "max_pool_slices_file", "max_pool_slices_text",
     "plain_matmul_count", "rewrite_file", "rewrite_text", "space_to_depth_file", "space_to_depth_text",
