@@ -67,7 +67,29 @@ def test_rule_tiles_an_nhwc_conv_into_parallel_vector_loops():
     parallel_at = text.index("T.parallel(")
     assert text.index('T.sblock("compute")') > parallel_at
     assert text.count("T.parallel(") == 1 and 'T.sblock("conv2d_nhwc_init")' in text
+    assert '_global")' not in text  # 18 KB of weights stay in cache: no packed copy
     np.testing.assert_allclose(_run(sch.mod["main"], AVX2), _run(func, AVX2), rtol=1e-5, atol=1e-5)
+
+
+def test_a_conv_with_large_weights_runs_one_packed_channel_tile_at_a_time():
+    # 3x3 256 -> 256 on 7x7 (ResNet layer4's shape, halved): 2.4 MB of weights, 7 rows of 7-column tiles
+    net = torch.nn.Sequential(torch.nn.Conv2d(256, 256, 3, padding=1), torch.nn.ReLU()).eval()
+    func = _fused_conv(net, (torch.randn(1, 256, 7, 7),))
+    sch = RegisterTiledReduction().apply(func, AVX2, False)
+    assert sch is not None
+    text = sch.mod["main"].script()
+    # the 32 channel tiles (8 lanes) are the parallel loop; each copies its weight slice, then runs every pixel
+    parallel_at = text.index("T.parallel(T.int64(32))")
+    pack_at = text.index('T.sblock("param_0_global")')
+    assert parallel_at < pack_at < text.index('T.sblock("conv2d_nhwc_update")')
+    # lowered, the copy is one tile's slice (3x3x256x8, contiguous), not a second copy of all the weights
+    mod = sch.mod
+    for name in ("LowerInitBlock", "PlanAndUpdateBufferAllocationLocation", "ConvertBlocksToOpaque",
+                 "CompactBufferAllocation"):
+        mod = getattr(tvm.s_tir.transform, name)()(mod)
+    assert "param_0_global = T.sblock_alloc_buffer((T.int64(3), T.int64(3), T.int64(256), T.int64(8)))" in \
+        mod["main"].script()
+    np.testing.assert_allclose(_run(sch.mod["main"], AVX2), _run(func, AVX2), rtol=1e-4, atol=1e-4)
 
 
 def test_rule_declines_a_strided_nchw_conv():
@@ -160,6 +182,7 @@ def test_a_matrix_vector_product_goes_parallel_on_its_weight_bytes(features, par
     [func] = [f for gv, f in fused.functions_items() if gv.name_hint.startswith("fused_matmul")]
     sch = RegisterTiledReduction().apply(func, AVX2, False)
     assert sch is not None and ("T.parallel(" in sch.mod["main"].script()) == parallel
+    assert '_global")' not in sch.mod["main"].script()  # each weight is read once: packing would not pay
     np.testing.assert_allclose(_run(sch.mod["main"], AVX2), _run(func, AVX2), rtol=1e-5, atol=1e-5)
 
 
