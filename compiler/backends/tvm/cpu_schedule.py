@@ -42,8 +42,9 @@ from tvm.s_tir import dlight as dl
 PARALLEL_MIN_WORK = 1 << 20
 PARALLEL_MIN_ELEMENTS = 1 << 18
 # ... unless its reduction reads this many bytes: a matrix-vector product streams its weights from memory, and two
-# cores stream more than one (MobileNetV3's 1024 x 1000 classifier, 1 M MACs over 4 MB: 1.17 -> 0.52 ms).
-PARALLEL_MIN_BYTES = 1 << 21
+# cores stream more than one (MobileNetV3's 1024 x 1000 classifier, 1 M MACs over 4 MB: 1.17 -> 0.52 ms; from 1 MB
+# since ResNet's 512 x 1000 fc, 2.05 MB, stayed on one thread: 0.42 -> 0.30 ms on the 2-core Xeon).
+PARALLEL_MIN_BYTES = 1 << 20
 # A reduction whose weights (what no output pixel indexes) exceed this many bytes (the A76's L2) loops over
 # output-channel tiles outside the pixels, each tile's weight slice copied contiguous first, so it stays in L2
 # across the pixels instead of all the weights streaming from L3 for every output row (`_weight_stationary`);
