@@ -107,6 +107,7 @@ def test_rule_declines_a_strided_nchw_conv():
     ((32, 24, 8, 8), Tile(8, 2, 4)),      # AVX2
     ((10, 1, 8, 8), Tile(5, 2, 1)),       # 10 classes after a 1-row matmul: no 8-wide vector divides 10
     ((64, 7, 4, 12), Tile(4, 1, 7)),      # NEON, a 7-wide row: 7 divides only itself
+    ((1000, 1, 16, 12), Tile(10, 10, 1)),  # a 1000-class matrix-vector product: 10 vectors, not 4
 ])
 def test_choose_tile(args, tile):
     assert choose_tile(*args) == tile
