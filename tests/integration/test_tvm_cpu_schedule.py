@@ -133,15 +133,16 @@ def test_small_cnn_built_with_the_default_schedules_matches_pytorch(tmp_path):
     assert info["default_schedule_functions"]["RegisterTiledReduction"] >= 5, info
 
 
-@pytest.mark.parametrize("target, bits", [
-    ({"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": "haswell"}, 256),   # TVM's own query says 512
-    ({"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": "znver5"}, 512),
-    ({"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": "cortex-a76"}, 128),
+@pytest.mark.parametrize("target, bits, accumulators", [
+    ({"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": "haswell"}, 256, 8),   # TVM's own query says 512
+    ({"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": "znver5"}, 512, 16),
+    ({"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": "cortex-a76"}, 128, 12),
 ])
-def test_vector_width_comes_from_the_cpu_features(target, bits):
-    from edgecc.compiler.backends.tvm.cpu_schedule import vector_bits
+def test_vector_width_comes_from_the_cpu_features(target, bits, accumulators):
+    from edgecc.compiler.backends.tvm.cpu_schedule import accumulator_budget, vector_bits
 
     assert vector_bits(tvm.target.Target(target)) == bits
+    assert accumulator_budget(tvm.target.Target(target)) == accumulators
 
 
 def test_shipped_database_is_used_only_where_it_covers_every_convolution():
