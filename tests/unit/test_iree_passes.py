@@ -38,6 +38,11 @@ STEM = ("    %2 = linalg.conv_2d_nchw_fchw {dilations = dense<1> : vector<2xi64>
         "-> tensor<1x64x112x112xf32>")
 
 
+def _conv(x: str, w: str, y: str = "1x64x112x112") -> str:
+    """STEM with other input, filter and output shapes."""
+    return STEM.replace("1x3x230x230", x).replace("64x3x7x7", w).replace("1x64x112x112", y)
+
+
 def test_space_to_depth_text_shapes():
     text, n = space_to_depth_text(STEM + "\n")
     assert n == 1
@@ -55,8 +60,7 @@ def test_space_to_depth_text_shapes():
 
 def test_one_channel_conv_becomes_im2col_and_matmul():
     # DS-CNN's stem: 1 channel, 10x4 kernel, stride 2 over the padded 49x10 spectrogram -> 25x5 x 64
-    ds = (STEM.replace("1x3x230x230", "1x1x58x12").replace("64x3x7x7", "64x1x10x4")
-          .replace("1x64x112x112", "1x64x25x5"))
+    ds = _conv("1x1x58x12", "64x1x10x4", "1x64x25x5")
     text, n = few_channel_im2col_text(ds + "\n")
     assert n == 1
     assert "affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d3, d1 * 2 + d4, d2 * 2 + d5)>" in text
@@ -71,8 +75,7 @@ def test_one_channel_conv_becomes_im2col_and_matmul():
 
 
 def test_strided_1x1_becomes_slice_and_stride_1():
-    down = (STEM.replace("1x3x230x230", "1x256x56x56").replace("64x3x7x7", "512x256x1x1")
-            .replace("1x64x112x112", "1x512x28x28"))
+    down = _conv("1x256x56x56", "512x256x1x1", "1x512x28x28")
     text, n = rewrite_text(down + "\n")
     assert n == 1
     assert "tensor.extract_slice %padded[0, 0, 0, 0] [1, 256, 28, 28] [1, 1, 2, 2]" in text
@@ -83,7 +86,7 @@ def test_strided_1x1_becomes_slice_and_stride_1():
 
 
 def test_spatial_conv_share():
-    dense = STEM.replace("1x3x230x230", "1x64x114x114").replace("64x3x7x7", "64x64x3x3")
+    dense = _conv("1x64x114x114", "64x64x3x3")
     assert spatial_conv_share(dense + "\n") == 1.0
     pointwise = dense.replace("64x64x3x3", "64x64x1x1")
     assert spatial_conv_share(pointwise + "\n") == 0.0
