@@ -68,6 +68,21 @@ def test_rule_tiles_an_nhwc_conv_into_parallel_vector_loops():
     assert text.index('T.sblock("compute")') > parallel_at
     assert text.count("T.parallel(") == 1 and 'T.sblock("conv2d_nhwc_init")' in text
     assert '_global")' not in text  # 18 KB of weights stay in cache: no packed copy
+    assert text.index('T.sblock("pad_temp")') < parallel_at  # a dense conv's tiles share its padded input
+    np.testing.assert_allclose(_run(sch.mod["main"], AVX2), _run(func, AVX2), rtol=1e-5, atol=1e-5)
+
+
+def test_a_depthwise_tile_pads_its_own_window():
+    # MobileNetV2's stride-2 depthwise, smaller: each tile (AVX2: 4 vectors x 2 columns) pads the 3 x 5 x 32 window
+    # it reads inside the tile loop, instead of a padded copy of the whole map before it
+    net = torch.nn.Sequential(torch.nn.Conv2d(96, 96, 3, stride=2, padding=1, groups=96), torch.nn.ReLU6()).eval()
+    func = _fused_conv(net, (torch.randn(1, 96, 28, 28),))
+    sch = RegisterTiledReduction().apply(func, AVX2, False)
+    assert sch is not None
+    text = sch.mod["main"].script()
+    tile_loop = text.index("for nn_yy_xx_0_ff_0_fused in")
+    assert tile_loop < text.index('T.sblock("pad_temp")') < text.index('T.sblock("group_conv2d_nhwc_update")')
+    assert "for ax0, ax1, ax2_0 in T.grid(T.int64(3), T.int64(5), T.int64(4)):" in text
     np.testing.assert_allclose(_run(sch.mod["main"], AVX2), _run(func, AVX2), rtol=1e-5, atol=1e-5)
 
 
