@@ -45,6 +45,14 @@ def _fused_conv(net, inputs, target=AVX2):
     return fused[name]
 
 
+def _tiled(net, inputs):
+    """The fused conv function of `net`, the rule's schedule of it for AVX2, and the schedule's TVMScript."""
+    func = _fused_conv(net, inputs)
+    sch = RegisterTiledReduction().apply(func, AVX2, False)
+    assert sch is not None
+    return func, sch, sch.mod["main"].script()
+
+
 def _run(func, target, seed=0):
     rng = np.random.default_rng(seed)
     lib = tvm.compile(tvm.IRModule({"main": func.with_attr("global_symbol", "main")}), target=target)
@@ -57,10 +65,7 @@ def _run(func, target, seed=0):
 def test_rule_tiles_an_nhwc_conv_into_parallel_vector_loops():
     # 32x32x32 outputs x 16x3x3: 4.7 M MACs, over the 1 M from which a function goes parallel
     net = torch.nn.Sequential(torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU()).eval()
-    func = _fused_conv(net, (torch.randn(1, 16, 32, 32),))
-    sch = RegisterTiledReduction().apply(func, AVX2, False)
-    assert sch is not None
-    text = sch.mod["main"].script()
+    func, sch, text = _tiled(net, (torch.randn(1, 16, 32, 32),))
     # AVX2: 8 lanes; 32 channels = 4 vectors, budget 8 accumulators: 2 vectors x 4 columns, unrolled
     assert "T.parallel(" in text and "T.vectorized(T.int64(8))" in text and text.count("T.unroll(") >= 2
     # the ReLU runs on each tile inside the parallel loop, not in a loop nest of its own after it
@@ -76,10 +81,7 @@ def test_a_depthwise_tile_pads_its_own_window():
     # MobileNetV2's stride-2 depthwise, smaller: each tile (AVX2: 4 vectors x 2 columns) pads the 3 x 5 x 32 window
     # it reads inside the tile loop, instead of a padded copy of the whole map before it
     net = torch.nn.Sequential(torch.nn.Conv2d(96, 96, 3, stride=2, padding=1, groups=96), torch.nn.ReLU6()).eval()
-    func = _fused_conv(net, (torch.randn(1, 96, 28, 28),))
-    sch = RegisterTiledReduction().apply(func, AVX2, False)
-    assert sch is not None
-    text = sch.mod["main"].script()
+    func, sch, text = _tiled(net, (torch.randn(1, 96, 28, 28),))
     tile_loop = text.index("for nn_yy_xx_0_ff_0_fused in")
     assert tile_loop < text.index('T.sblock("pad_temp")') < text.index('T.sblock("group_conv2d_nhwc_update")')
     assert "for ax0, ax1, ax2_0 in T.grid(T.int64(3), T.int64(5), T.int64(4)):" in text
@@ -89,10 +91,7 @@ def test_a_depthwise_tile_pads_its_own_window():
 def test_a_conv_with_large_weights_runs_one_packed_channel_tile_at_a_time():
     # 3x3 256 -> 256 on 7x7 (ResNet layer4's shape, halved): 2.4 MB of weights, 7 rows of 7-column tiles
     net = torch.nn.Sequential(torch.nn.Conv2d(256, 256, 3, padding=1), torch.nn.ReLU()).eval()
-    func = _fused_conv(net, (torch.randn(1, 256, 7, 7),))
-    sch = RegisterTiledReduction().apply(func, AVX2, False)
-    assert sch is not None
-    text = sch.mod["main"].script()
+    func, sch, text = _tiled(net, (torch.randn(1, 256, 7, 7),))
     # the 32 channel tiles (8 lanes) are the parallel loop; each copies its weight slice, then runs every pixel
     parallel_at = text.index("T.parallel(T.int64(32))")
     pack_at = text.index('T.sblock("param_0_global")')
@@ -182,10 +181,8 @@ def test_shipped_database_is_used_only_where_it_covers_every_convolution():
 def test_rule_tiles_a_conv_whose_epilogue_reads_it_twice():
     # hardswish, x * relu6(x + 3) / 6, reads the biased conv output twice: an epilogue graph, not a chain
     net = torch.nn.Sequential(torch.nn.Conv2d(16, 32, 1), torch.nn.Hardswish()).eval()
-    func = _fused_conv(net, (torch.randn(1, 16, 14, 14),))
-    sch = RegisterTiledReduction().apply(func, AVX2, False)
-    assert sch is not None
-    assert "T.vectorized(T.int64(8))" in sch.mod["main"].script()
+    func, sch, text = _tiled(net, (torch.randn(1, 16, 14, 14),))
+    assert "T.vectorized(T.int64(8))" in text
     np.testing.assert_allclose(_run(sch.mod["main"], AVX2), _run(func, AVX2), rtol=1e-5, atol=1e-5)
 
 

@@ -354,18 +354,22 @@ def _prepare_epilogue(sch, red):
     return consumers[0] if len(consumers) == 1 else None  # two outputs read the accumulators: not this rule
 
 
+def _read_sizes(sch, block) -> list[tuple[int, object, int]]:
+    """(index, BufferRegion, bytes of the whole buffer) of each read of `block` whose buffer has a constant shape,
+    leaving out its accumulator (written, not read from memory)."""
+    stmt = sch.get(block)
+    sizes = []
+    for n, region in enumerate(stmt.reads):
+        buf = region.source
+        dims = [_int_value(d) for d in buf.shape]
+        if not buf.same_as(stmt.writes[0].source) and None not in dims:
+            sizes.append((n, region, math.prod(dims) * buf.dtype.bits // 8))
+    return sizes
+
+
 def _bytes_read(sch, block) -> int:
     """The bytes of the buffers `block` reads (whole buffers; its accumulator is written, not counted)."""
-    stmt = sch.get(block)
-    total = 0
-    for region in stmt.reads:
-        buf = region.source
-        if buf.same_as(stmt.writes[0].source):
-            continue
-        dims = [_int_value(d) for d in buf.shape]
-        if None not in dims:
-            total += math.prod(dims) * buf.dtype.bits // 8
-    return total
+    return sum(nbytes for _, _, nbytes in _read_sizes(sch, block))
 
 
 def _weight_and_input_bytes(sch, block, vec: int) -> tuple[int, int, list[int]]:
@@ -376,12 +380,7 @@ def _weight_and_input_bytes(sch, block, vec: int) -> tuple[int, int, list[int]]:
     pixel = [iv.var for i, (iv, k) in enumerate(zip(stmt.iter_vars, kinds, strict=True)) if k == "S" and i != vec]
     weights = inputs = 0
     weight_reads = []
-    for n, region in enumerate(stmt.reads):
-        buf = region.source
-        dims = [_int_value(d) for d in buf.shape]
-        if buf.same_as(stmt.writes[0].source) or None in dims:
-            continue
-        nbytes = math.prod(dims) * buf.dtype.bits // 8
+    for n, region, nbytes in _read_sizes(sch, block):
         if any(_uses(r.min, v) for r in region.region for v in pixel):
             inputs += nbytes
         else:
