@@ -13,6 +13,7 @@ pip extra that installs it. It says which CPU it ran on: a run elsewhere is its 
     .venv/bin/python benchmarks/host_vs_baselines.py                                   # resnet18 mobilenetv2
     .venv/bin/python benchmarks/host_vs_baselines.py --models resnet18 mobilenetv2 resnet50 resnet8 ds-cnn \\
         --threads 2 --rounds 5 --iters 20 --json build/host-bench.json
+    .venv/bin/python benchmarks/host_vs_baselines.py --models resnet18 --runtimes ort tvm tvm-int8   # int8
 
 The edgecc bundles are built with the `host` target's defaults (validated against PyTorch) and kept under
 --work (reused when present; --rebuild to rebuild). Untuned TVM is very slow on the big nets: --runtimes
@@ -37,9 +38,10 @@ from edgecc.runtime.stats import summarize
 
 PEERS = ("ort", "openvino", "executorch", "torch")
 EDGECC = ("iree", "tvm")
-RUNTIMES = PEERS + EDGECC
+INT8 = ("tvm-int8", "iree-int8")  # --quantize int8 bundles, calibrated on --calibration
+RUNTIMES = PEERS + EDGECC + INT8
 LABELS = {"ort": "ONNX Runtime", "openvino": "OpenVINO", "executorch": "ExecuTorch XNNPACK", "torch": "PyTorch eager",
-          "iree": "edgecc IREE", "tvm": "edgecc TVM"}
+          "iree": "edgecc IREE", "tvm": "edgecc TVM", "tvm-int8": "edgecc TVM int8", "iree-int8": "edgecc IREE int8"}
 PACKAGES = {"ort": "onnxruntime", "openvino": "openvino", "executorch": "executorch", "torch": "torch"}
 
 
@@ -52,7 +54,26 @@ def folder(work: Path, model: str, what: str) -> Path:
     return work / f"{re.sub(r'[^A-Za-z0-9._-]+', '_', model)}-{what}"
 
 
-def prepare(model: str, runtimes, work: Path, rebuild: bool) -> dict:
+def calibration_folder(model: str, work: Path) -> str:
+    """Eight standard-normal samples of the model's input shape: enough to calibrate an int8 build whose latency,
+    not accuracy, is measured (accuracy: the manifest's quantization section, on a labelled dataset)."""
+    import numpy as np
+
+    from edgecc.compiler.frontends import load_model
+
+    out = folder(work, model, "calibration")
+    if not out.exists():
+        shape = load_model(model).example_inputs[0].shape
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng(0)
+        for i in range(8):
+            np.save(tmp / f"{i}.npy", rng.standard_normal(shape).astype(np.float32))
+        tmp.rename(out)
+    return str(out)
+
+
+def prepare(model: str, runtimes, work: Path, rebuild: bool, calibration: str = "") -> dict:
     """The edgecc bundles (one at least: the baselines run its model and reference input); returns paths and
     build facts, and the baselines' versions."""
     import edgecc
@@ -61,19 +82,29 @@ def prepare(model: str, runtimes, work: Path, rebuild: bool) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     if rebuild and folder(work, model, "peers").exists():  # the peers' exported ONNX and .pte (measure)
         shutil.rmtree(folder(work, model, "peers"))
-    for backend in ("iree", "tvm"):
-        if backend not in runtimes:
+    for kind in EDGECC + INT8:
+        if kind not in runtimes:
             continue
-        out = folder(work, model, f"host-{backend}")
+        backend, int8 = kind.split("-")[0], kind.endswith("-int8")
+        out = folder(work, model, f"host-{kind}")
         if rebuild or not (out / "manifest.json").exists():
             if out.exists():
                 shutil.rmtree(out)
-            edgecc.compile(model, target="host", backend=backend, output=out)
+            quant = {"quantize": "int8", "calibration": calibration or calibration_folder(model, work)} if int8 else {}
+            try:
+                edgecc.compile(model, target="host", backend=backend, output=out, **quant)
+            except edgecc.EdgeccError as e:  # a model int8 quantization does not take (e.g. ReLU6): no number
+                if not int8:
+                    raise
+                facts[kind] = {"not_run": f"int8 build refused: {str(e).splitlines()[0]}"}
+                continue
         m = json.loads((out / "manifest.json").read_text())
-        facts[backend] = {"bundle": str(out), "compile_s": m["compile"]["seconds"],
+        facts[kind] = {"bundle": str(out), "compile_s": m["compile"]["seconds"],
                           "max_abs_error": m["validation"].get("max_abs_error"),
                           "validation": m["validation"]["status"], "flags": m["compile"]["flags"],
                           "executor": m["artifact"]["info"].get("executor"),
+                          **({"int8": m["artifact"]["info"].get("int8", "QDQ graph"),
+                              "reference": m["validation"].get("reference")} if int8 else {}),
                           "version": m["versions"].get("iree-base-compiler" if backend == "iree" else "apache-tvm")}
     if not facts:  # the baselines run the model and reference input of a bundle: build one
         facts.update(prepare(model, ("iree",), work, rebuild))
@@ -95,7 +126,7 @@ def measure(kind: str, model: str, facts: dict, a, iters: int) -> list[float]:
     from edgecc.runtime.baselines import run_baselines
     from edgecc.runtime.bench import bench_bundle
 
-    if kind in ("iree", "tvm"):
+    if kind in EDGECC + INT8:
         return list(bench_bundle(Bundle.load(facts[kind]["bundle"]), warmup=a.warmup, iters=iters,
                                  threads=a.threads).samples)
     ref = Bundle.load(facts["iree" if "iree" in facts else "tvm"]["bundle"])
@@ -139,24 +170,29 @@ def _cell(cell: dict | None, bar: float | None, is_bar: bool) -> str:
 
 def markdown(result: dict) -> str:
     rts = result["runtimes"]
-    ours_rts = [r for r in EDGECC if r in rts]
+    ours_rts = [r for r in EDGECC + INT8 if r in rts]
+    int8_rts = [r for r in INT8 if r in rts]
     out = [f"Measured {result['date']} on {result['cpu']} ({result['logical_cpus']} logical CPUs), "
            f"{result['threads']} threads, batch 1, fp32; wall clock, median of {result['rounds']} interleaved "
            "rounds (order rotated each round), each runtime in its own process. "
            "Ratio = median / the fastest peer's median on that model in this run (lower is better); "
-           "p90/p50 over all rounds' samples.", "",
+           "p90/p50 over all rounds' samples. int8: --quantize int8 bundles; int8 / fp32 = the int8 median over the "
+           "best edgecc fp32 median.", "",
            "| model | " + " | ".join(LABELS[r] for r in rts) + " | fastest peer | best edgecc vs fastest peer | "
+           + "".join(f"{LABELS[r]} / best edgecc fp32 | " for r in int8_rts)
            + " | ".join(f"{LABELS[r]} p90/p50" for r in ours_rts) + " |",
-           "|---|" + "---:|" * (len(rts) + 2 + len(ours_rts))]
+           "|---|" + "---:|" * (len(rts) + 2 + len(int8_rts) + len(ours_rts))]
     for model, row in result["models"].items():
         peer = fastest_peer(row)
         bar = row[peer]["p50_ms"] if peer else None
         cells = [_cell(row.get(r), bar, r == peer) for r in rts]
         ours = [row[r]["p50_ms"] for r in EDGECC if r in row and "p50_ms" in row[r]]
         best = f"{min(ours) / bar:.2f}×" if ours and bar else "—"
+        int8 = "".join((f"{row[r]['p50_ms'] / min(ours):.2f}×" if ours and "p50_ms" in row.get(r, {}) else "—")
+                       + " | " for r in int8_rts)
         steady = [f"{row[r]['stats']['p90'] / row[r]['p50_ms']:.2f}" if "p50_ms" in row.get(r, {}) else "—"
                   for r in ours_rts]
-        out.append(f"| {model} | " + " | ".join(cells) + f" | {LABELS[peer] if peer else '—'} | {best} | "
+        out.append(f"| {model} | " + " | ".join(cells) + f" | {LABELS[peer] if peer else '—'} | {best} | " + int8
                    + " | ".join(steady) + " |")
     return "\n".join(out)
 
@@ -164,7 +200,7 @@ def markdown(result: dict) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="+", default=["resnet18", "mobilenetv2"])
-    p.add_argument("--runtimes", nargs="+", default=list(RUNTIMES), choices=RUNTIMES)
+    p.add_argument("--runtimes", nargs="+", default=list(PEERS + EDGECC + ("tvm-int8",)), choices=RUNTIMES)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--iters", type=int, default=20, help="timed iterations per runtime per round")
@@ -174,6 +210,8 @@ def main(argv=None) -> int:
     p.add_argument("--work", type=Path, default=Path("build/host-bench"))
     p.add_argument("--rebuild", action="store_true")
     p.add_argument("--json", type=Path)
+    p.add_argument("--calibration", default="",
+                   help="int8 runtimes' calibration (a dataset name or .npy folder; default: 8 random samples)")
     a = p.parse_args(argv)
 
     result = {"schema": "edgecc.host-bench/1", "date": time.strftime("%Y-%m-%d"), "cpu": cpu_name(),
@@ -183,10 +221,11 @@ def main(argv=None) -> int:
               "runtimes": list(a.runtimes), "models": {}}
     for model in a.models:
         print(f"[{model}] building", file=sys.stderr)
-        facts = prepare(model, a.runtimes, a.work, a.rebuild)
+        facts = prepare(model, a.runtimes, a.work, a.rebuild, a.calibration)
         samples: dict[str, list[float]] = {r: [] for r in a.runtimes}
         errors: dict[str, str] = {}
         not_run: dict[str, str] = {}
+        not_run.update({k: f["not_run"] for k, f in facts.items() if "not_run" in f})
         for rnd in range(a.rounds):
             shift = rnd % len(a.runtimes)
             for kind in a.runtimes[shift:] + a.runtimes[:shift]:  # interleaved, rotated: A B C, B C A, C A B, ...
@@ -213,6 +252,10 @@ def main(argv=None) -> int:
             stats = summarize(samples[kind])
             row[kind] = {"p50_ms": stats["p50"], "stats": stats, "samples": samples[kind], **facts.get(kind, {})}
         ort, peer = row.get("ort", {}).get("p50_ms"), fastest_peer(row)
+        fp32 = [row[r]["p50_ms"] for r in EDGECC if "p50_ms" in row.get(r, {})]
+        for kind in INT8:
+            if fp32 and "p50_ms" in row.get(kind, {}):
+                row[kind]["ratio_to_best_edgecc_fp32"] = row[kind]["p50_ms"] / min(fp32)
         for kind in a.runtimes:
             if "p50_ms" not in row.get(kind, {}):
                 continue

@@ -70,7 +70,9 @@ def compile(model, example_inputs=None, target: str = "host", backend: str | Non
         loaded = squeezed.model
     if getattr(loaded, "qgraph", None) is not None:
         # a backend computing in integers is held to the integer reference, bit for bit
-        loaded.integer_reference = getattr(be, "INT8_ARITHMETIC", "") == "integer"
+        arithmetic = be.int8_arithmetic(loaded.qgraph, tgt, options or {}) if hasattr(be, "int8_arithmetic") \
+            else getattr(be, "INT8_ARITHMETIC", "")
+        loaded.integer_reference = arithmetic == "integer"
         tolerance = {**loaded.tolerance(), **(tolerance or {})}
     samples = _validation_samples(loaded, validate_with, validate_samples) if validate else None
     if precision != "fp32" and getattr(be, "PRECISION_AT_SOURCE", False):

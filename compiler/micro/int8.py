@@ -89,6 +89,11 @@ def plan_int8(g, name: str, inplace: bool = True) -> Int8Program:
 
     Example: `plan_arena(plan_int8(g, "resnet8").buffers()).size` is the arena of the fused, in-place plan.
     """
+    if any(op.relu6 for op in g.ops):  # the C kernels clamp at [act_min, 127]
+        from edgecc.errors import UnsupportedOpError
+
+        raise UnsupportedOpError("relu6", "the micro int8 kernels", "use ReLU for a Cortex-M int8 build, or "
+                                 "compile this model in fp32 (without --quantize)")
     prog = Int8Program(name, g, {})
     fusions = residual_fusions(g) if inplace else {}
     fused_adds = set(fusions.values())

@@ -37,8 +37,10 @@ def test_digits_int8_loses_at_most_one_point_of_accuracy(digits_int8, target, ba
         pytest.skip("needs gcc-arm-none-eabi and qemu-system-arm")
     m = digits_int8[backend].manifest
     assert m["validation"]["status"] == "passed"
-    if backend == "micro":  # integer kernels: bit for bit against the TFLite-arithmetic reference
+    if backend == "micro" or (backend == "tvm" and _has_vnni()):
+        # integer kernels (micro's C, TVM's VNNI kernels): bit for bit against the TFLite-arithmetic reference
         assert m["validation"]["reference"] == "numpy int8 reference (TFLite arithmetic)"
+        assert q_steps_integer(m) == 0
         assert m["validation"]["max_abs_error"] == 0 and m["validation"]["tolerance"]["int8_steps"] == 0
     else:
         assert m["validation"]["reference"] == "pytorch int8 QDQ reference"
@@ -50,6 +52,26 @@ def test_digits_int8_loses_at_most_one_point_of_accuracy(digits_int8, target, ba
     assert q["max_error_steps_vs_int8_reference"] <= 4
     assert q["weights_bytes"]["int8"] * 3 < q["weights_bytes"]["fp32"]
     assert (digits_int8[backend].path / "model.int8.onnx").is_file()
+
+
+def _has_vnni() -> bool:
+    return " avx512_vnni" in open("/proc/cpuinfo").read()
+
+
+def q_steps_integer(manifest) -> float:
+    return manifest["quantization"]["max_error_steps_vs_integer_reference"]
+
+
+def test_tvm_int8_qdq_option_keeps_the_float_qdq_graph(digits_int8, tmp_path):
+    b = edgecc.compile("digits-cnn", target="host", backend="tvm", output=tmp_path / "qdq", quantize="int8",
+                       calibration="digits", options={"int8": "qdq"})
+    m = b.manifest
+    assert m["validation"]["status"] == "passed" and m["validation"]["reference"] == "pytorch int8 QDQ reference"
+    assert m["artifact"]["info"]["int8"].startswith("QDQ graph, float arithmetic")
+    assert m["quantization"]["accuracy"]["int8_artifact"] >= m["quantization"]["accuracy"]["fp32_pytorch"] - 0.01
+    if _has_vnni():
+        info = digits_int8["tvm"].manifest["artifact"]["info"]["int8"]
+        assert info.startswith("integer kernels") and "vpdpbusd" in info
 
 
 def test_micro_int8_kernels_are_bit_exact_with_tflite_arithmetic(digits_int8):

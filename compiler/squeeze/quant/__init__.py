@@ -12,6 +12,7 @@ from edgecc.compiler.squeeze.quant.arithmetic import (
     ADD_LEFT_SHIFT,
     QMAX,
     QMIN,
+    activation_max,
     activation_qparams,
     dequantize_output,
     multiply_by_quantized_multiplier,
@@ -38,7 +39,7 @@ from edgecc.compiler.squeeze.quant.stage import (
 
 __all__ = [
     "ADD_LEFT_SHIFT", "INT8_TOLERANCE_STEPS", "MAX_CALIBRATION_SAMPLES", "ONNX_FILE", "OPSET", "QMAX", "QMIN",
-    "SCHEMES", "QGraph", "QOp", "QuantizedModel", "activation_qparams", "calibrate", "capture_graph",
+    "SCHEMES", "QGraph", "QOp", "QuantizedModel", "activation_max", "activation_qparams", "calibrate", "capture_graph",
     "dequantize_output", "float_op", "load_calibration", "multiply_by_quantized_multiplier", "predict_all",
     "qdq_module", "qdq_onnx", "quantization_report", "quantize_graph", "quantize_input", "quantize_model",
     "quantize_multiplier", "rounding_divide_by_pot", "run_float", "run_int8", "srdhm", "weight_qparams", "wrap_int32",

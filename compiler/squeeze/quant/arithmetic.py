@@ -74,6 +74,12 @@ def quantize_input(x: np.ndarray, scale: float, zp: int) -> np.ndarray:
     return np.clip(r + zp, QMIN, QMAX).astype(np.int8)
 
 
+def activation_max(relu6: bool, scale: float, zp: int) -> int:
+    """The int8 clamp's top: 127, or after a fused ReLU6 the quantized 6.0 (TFLite's
+    CalculateActivationRangeQuantized: zero point + 6 / scale rounded half away from zero, at most 127)."""
+    return min(QMAX, zp + int(np.floor(np.float32(6.0) / np.float32(scale) + np.float32(0.5)))) if relu6 else QMAX
+
+
 def dequantize_output(q: np.ndarray, scale: float, zp: int) -> np.ndarray:
     return (np.asarray(q, dtype=np.int32) - zp).astype(np.float32) * np.float32(scale)
 

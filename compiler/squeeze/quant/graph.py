@@ -33,6 +33,7 @@ class QOp:
     output: str
     attrs: dict = field(default_factory=dict)  # conv: stride, padding, groups; pools: kernel, stride, padding
     relu: bool = False
+    relu6: bool = False  # with relu: the output also clamped at 6.0 (ReLU6), at its quantized value in int8
     weight: np.ndarray | None = None  # float (BN folded); conv OIHW, dense [out, in]
     bias: np.ndarray | None = None
     # filled by quantize_graph
@@ -124,11 +125,12 @@ class _Capture:
                                      " follows a conv/linear/add used only there")
         return op, src
 
-    def as_relu(self, node, arg) -> None:
-        op, src = self.fuse_into_producer(arg, "relu")
+    def as_relu(self, node, arg, six: bool = False) -> None:
+        what = "relu6" if six else "relu"
+        op, src = self.fuse_into_producer(arg, what)
         if op.kind not in ("conv", "dense", "add"):
-            raise UnsupportedOpError("relu", "int8 quantization", detail=f"after {op.kind}, not a conv/linear/add")
-        op.relu = True
+            raise UnsupportedOpError(what, "int8 quantization", detail=f"after {op.kind}, not a conv/linear/add")
+        op.relu, op.relu6 = True, six
         self.name_of[node.name] = src
 
     def visit(self, node) -> None:
@@ -159,6 +161,8 @@ class _Capture:
             self.fold_batchnorm(node, m, x)
         elif isinstance(m, nn.ReLU):
             self.as_relu(node, x)
+        elif isinstance(m, nn.ReLU6) or (isinstance(m, nn.Hardtanh) and (m.min_val, m.max_val) == (0.0, 6.0)):
+            self.as_relu(node, x, six=True)
         elif isinstance(m, nn.Linear):
             bias = m.bias.detach().numpy() if m.bias is not None else np.zeros(m.out_features, np.float32)
             self.new(node, "dense", [x], weight=m.weight.detach().numpy().astype(np.float64),
@@ -220,6 +224,8 @@ class _Capture:
             self.new(node, "flatten", [node.args[0]])
         elif (function and node.target in (torch.relu, F.relu)) or (method and node.target in ("relu", "relu_")):
             self.as_relu(node, node.args[0])
+        elif function and node.target is F.relu6:
+            self.as_relu(node, node.args[0], six=True)
         else:
             return False
         return True
@@ -278,6 +284,8 @@ def float_op(op: QOp, env: dict, weight=None, bias=None):
         y = a.mean(dim=(2, 3), keepdim=True)
     else:
         y = a.flatten(1)
+    if op.relu6:
+        return torch.clamp(y, 0.0, 6.0)
     return torch.relu(y) if op.relu else y
 
 

@@ -27,7 +27,11 @@ def qdq_onnx(g: QGraph, name: str = "model"):
     for i, op in enumerate(g.ops):
         y = f"{op.output}_f"
         b.float_node(i, op, f"{op.inputs[0]}_dq", y)
-        if op.relu:
+        if op.relu6:
+            lo, hi = b.const(f"{y}_min", np.array(0.0, np.float32)), b.const(f"{y}_max", np.array(6.0, np.float32))
+            b.nodes.append(helper.make_node("Clip", [y, lo, hi], [y + "_relu6"]))
+            y += "_relu6"
+        elif op.relu:
             b.nodes.append(helper.make_node("Relu", [y], [y + "_relu"]))
             y += "_relu"
         # after maxpool / flatten this Q/DQ pair (same qparams as the input) changes no value; it is there so the

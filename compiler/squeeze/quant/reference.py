@@ -14,6 +14,7 @@ from edgecc.compiler.squeeze.quant.arithmetic import (
     ADD_LEFT_SHIFT,
     QMAX,
     QMIN,
+    activation_max,
     dequantize_output,
     multiply_by_quantized_multiplier,
     quantize_input,
@@ -52,7 +53,7 @@ def run_int8(g: QGraph, x: np.ndarray, return_int: bool = False):
         else:
             y = a.reshape(a.shape[0], -1)
         lo = zp_out if op.relu else QMIN
-        env[op.output] = np.clip(y, lo, QMAX).astype(np.int64)
+        env[op.output] = np.clip(y, lo, activation_max(op.relu6, s_out, zp_out)).astype(np.int64)
     s, zp = g.qparams[g.output]
     out = dequantize_output(env[g.output], s, zp)
     return (out, env) if return_int else out
