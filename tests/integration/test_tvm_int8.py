@@ -13,6 +13,7 @@ from edgecc.compiler.backends.tvm.int8 import _mbqm, int8_integer_supported, int
 from edgecc.compiler.frontends import load_model  # noqa: E402
 from edgecc.compiler.squeeze.quant import multiply_by_quantized_multiplier, quantize_model, run_int8  # noqa: E402
 
+
 def _host_target() -> dict:
     from edgecc.targets.host_cpu import host_cpu_name
 

@@ -105,25 +105,65 @@ _REGISTERED = False
 # ---------------------------------------------------------------- TFLite arithmetic in TIR
 
 def _mbqm(x, mult, left, right):
-    """MultiplyByQuantizedMultiplier (arithmetic.py) on int32 TIR values: x << left (wrapping), the rounding
-    doubling high multiply by `mult` (x * mult / 2^31 rounded, half away from zero), then the rounding divide by
-    2^right. `x` appears six times in the result: give it a tensor element, not a larger expression."""
+    """MultiplyByQuantizedMultiplier (arithmetic.py) on int32 TIR values, `mult` >= 0 (quantize_multiplier's):
+    x << left (wrapping), the rounding doubling high multiply by `mult`, the rounding divide by 2^right. Computed
+    on the magnitude, the sign put back last: gemmlowp's high multiply rounds positive ties up and negative ones
+    toward zero, its divide rounds ties away from zero, so |result| = ((|ab| + 2^30 - neg) >> 31) divided by
+    2^right rounding ties up. Fewer vector instructions than the definition's selects and truncating divides
+    (the epilogue is most of a 1x1 convolution over few input channels). `x` appears twice: give it a tensor
+    element, not a larger expression."""
     from tvm import tirx
 
-    i64 = "int64"
-    ab = tirx.Cast(i64, x << left) * tirx.Cast(i64, mult)
-    nudged = ab + tirx.Select(ab >= tirx.const(0, i64), tirx.const(1 << 30, i64), tirx.const(1 - (1 << 30), i64))
-    hi = tirx.Cast("int32", tirx.truncdiv(nudged, tirx.const(1 << 31, i64)))
-    mask = (tirx.const(1, "int32") << right) - 1
-    threshold = (mask >> 1) + tirx.Cast("int32", hi < 0)
-    return (hi >> right) + tirx.Cast("int32", (hi & mask) > threshold)
+    i64, i32 = "int64", "int32"
+    shifted = x << left
+    neg = shifted < 0  # the sign of the product (mult >= 0; where mult == 0 the result is 0 either way)
+    ab = tirx.Cast(i64, shifted) * tirx.Cast(i64, mult)
+    magnitude = tirx.Select(neg, tirx.const(0, i64) - ab, ab)
+    nudge = tirx.Select(neg, tirx.const((1 << 30) - 1, i64), tirx.const(1 << 30, i64))
+    high = tirx.Cast(i32, (magnitude + nudge) >> tirx.const(31, i64))
+    mask = (tirx.const(1, i32) << right) - 1
+    rounded = (high >> right) + tirx.Cast(i32, (high & mask) > (mask >> 1))
+    return tirx.Select(neg, tirx.const(0, i32) - rounded, rounded)
+
+
+def _clamped(y, lo: int, hi: int = 127):
+    """An int32 value clamped to [lo, hi]: the int8 value of an op's output."""
+    from tvm import tirx
+
+    return tirx.max(tirx.min(y, hi), lo)
+
+
+def _to_u8(v):
+    """An int8 value (as int32) as the uint8 activation (int8 + 128)."""
+    from tvm import tirx
+
+    return tirx.Cast("uint8", v + 128)
 
 
 def _store_u8(y, lo: int, hi: int = 127):
     """An int32 value clamped to [lo, hi] as the uint8 activation (int8 + 128)."""
+    return _to_u8(_clamped(y, lo, hi))
+
+
+def _add_terms(a, b, params):
+    """The sum of TFLite's int8 add's two rescaled terms, for int8 values a and b (int32 expressions). params:
+    (zp_a, zp_b, zp_out, (lo, hi), (mult, left, right) of a, of b, of the sum), from `_Builder._add_params`."""
+    from edgecc.compiler.squeeze.quant import ADD_LEFT_SHIFT
+
+    zp_a, zp_b, _, _, ma, mb, _ = params
+    return _mbqm((a - zp_a) << ADD_LEFT_SHIFT, *_consts(ma)) + _mbqm((b - zp_b) << ADD_LEFT_SHIFT, *_consts(mb))
+
+
+def _add_result(total, params):
+    """TFLite's int8 add from the sum of its terms (`_add_terms`), as the uint8 activation."""
+    _, _, zp_out, clamp, _, _, mo = params
+    return _store_u8(_mbqm(total, *_consts(mo)) + zp_out, *clamp)
+
+
+def _consts(values):
     from tvm import tirx
 
-    return tirx.Cast("uint8", tirx.max(tirx.min(y, hi), lo) + 128)
+    return [tirx.const(int(v), "int32") for v in values]
 
 
 def _as_int(x):
@@ -164,8 +204,10 @@ class _Kernels:
             tirx.const(value, "uint8")), name=name)
 
     def conv(self, shape_in, w_packed, stride, pad, zp_in: int, zp_out: int, clamp: tuple[int, int], ow: int,
-             oh: int):
-        """uint8 NHWC [N, H, W, ICp] * packed int8 weights -> uint8 [N, OH, OW, OCp / 16, 16], requantized."""
+             oh: int, residual: tuple | None = None):
+        """uint8 NHWC [N, H, W, ICp] * packed int8 weights -> uint8 [N, OH, OW, OCp], requantized. With
+        `residual` (the params of a fused add: see `_add_value`), the add of a uint8 [N, OH, OW, OCp] input
+        follows the requantization in the same tile, so the conv's own output is never stored."""
         from tvm import s_tir, te
 
         _register_intrin()
@@ -175,6 +217,7 @@ class _Kernels:
         x = te.placeholder(shape_in, "uint8", name="x")
         wt = te.placeholder(w_packed.shape, "int8", name="w")
         bias, mult, left, right = (te.placeholder((ocb * LANES,), "int32", name=s) for s in ("b", "m", "l", "r"))
+        res = te.placeholder((n, oh, ow, ocb * LANES), "uint8", name="res") if residual else None
         xp = self._padded(x, ph, pw, zp_in + 128, "pad")
         kh, kw = te.reduce_axis((0, kh_), "kh"), te.reduce_axis((0, kw_), "kw")
         icb, ici = te.reduce_axis((0, icb_), "icb"), te.reduce_axis((0, GROUP), "ici")
@@ -182,12 +225,20 @@ class _Kernels:
             xp[i, y * sh + kh, z * sw + kw, icb * GROUP + ici].astype("int32")
             * wt[ob, kh, kw, icb, oi, ici].astype("int32"), axis=[kh, kw, icb, ici]), name="acc")
 
-        def requant(i, y, z, ob, oi):
-            c = ob * LANES + oi
-            return _store_u8(_mbqm(acc[i, y, z, ob, oi] + bias[c], mult[c], left[c], right[c]) + zp_out, *clamp)
+        shape = (n, oh, ow, ocb * LANES)
 
-        out = te.compute((n, oh, ow, ocb, LANES), requant, name="out")
-        sch = s_tir.Schedule(te.create_prim_func([x, wt, bias, mult, left, right, out]))
+        def requant(i, y, z, c):
+            return _clamped(_mbqm(acc[i, y, z, c // LANES, c % LANES] + bias[c], mult[c], left[c], right[c])
+                            + zp_out, *clamp)
+
+        if residual:  # each requantization reads a tensor element (a stage of its own, computed in the tile)
+            conv = te.compute(shape, requant, name="conv")
+            total = te.compute(shape, lambda *i: _add_terms(conv[i], _as_int(res[i]), residual), name="total")
+            out = te.compute(shape, lambda *i: _add_result(total[i], residual), name="out")
+        else:
+            out = te.compute(shape, lambda *i: _to_u8(requant(*i)), name="out")
+        params = [x, wt, bias, mult, left, right, *([res] if res is not None else []), out]
+        sch = s_tir.Schedule(te.create_prim_func(params))
         blk = sch.get_sblock("acc")
         li, ly, lz, lob, loi, lkh, lkw, licb, lici = sch.get_loops(blk)
         vectors = max(d for d in range(1, MAX_CHANNEL_BLOCKS + 1) if ocb % d == 0)
@@ -195,7 +246,9 @@ class _Kernels:
         zo, zi = sch.split(lz, [None, rows])
         obo, obi = sch.split(lob, [None, vectors])
         sch.reorder(li, ly, zo, obo, lkh, lkw, licb, zi, obi, loi, lici)
-        sch.reverse_compute_at(sch.get_sblock("out"), obo)
+        epilogue = ("conv", "total", "out") if residual else ("out",)
+        for name in epilogue:
+            sch.reverse_compute_at(sch.get_sblock(name), obo)
         outer = sch.fuse(li, ly, zo, obo)
         if n * oh * ow * ocb * LANES * kh_ * kw_ * icb_ * GROUP >= self.min_work:
             sch.parallel(outer)
@@ -204,7 +257,9 @@ class _Kernels:
         sch.tensorize(loi, VNNI_INTRIN)
         sch.unroll(zi)
         sch.unroll(obi)
-        sch.vectorize(sch.get_loops(sch.get_sblock("out"))[-1])
+        for name in epilogue:
+            _, lanes = sch.split(sch.get_loops(sch.get_sblock(name))[-1], [None, LANES])
+            sch.vectorize(lanes)
         if xp is not x:
             self._pad_loops(sch, shape_in[3])
         return self._finish(sch)
@@ -337,8 +392,11 @@ def int8_relax_module(g: QGraph, tvm_target: dict):
     with bb.function("main", [x]):
         with bb.dataflow():
             env = {g.input: built.quantize_input(x, in_shape)}
+            fused_adds = {j: i for i, j in built.fused.items()}
             for i, op in enumerate(g.ops):
-                env[op.output] = built.op(i, op, env)
+                if i in fused_adds:
+                    continue  # done by its conv
+                env[g.ops[built.fused[i]].output if i in built.fused else op.output] = built.op(i, op, env)
             out = bb.emit_output(built.dequantize_output(env[g.output]))
         bb.emit_func_output(out)
     return bb.get()
@@ -348,8 +406,12 @@ class _Builder:
     """Emits one call_tir an op into the BlockBuilder's dataflow block."""
 
     def __init__(self, g: QGraph, bb, kernels: _Kernels):
+        from edgecc.compiler.micro.int8_fusion import residual_fusions
+
         self.g, self.bb, self.k = g, bb, kernels
         self.count = 0
+        # {conv index: add index}: residual adds done in the conv's epilogue (the micro backend's rule)
+        self.fused = residual_fusions(g)
 
     def call(self, func, name: str, args, shape, dtype="uint8"):
         from tvm import relax
@@ -405,7 +467,7 @@ class _Builder:
     def op(self, i: int, op, env) -> _Tensor:
         a = env[op.inputs[0]]
         if op.kind == "conv":
-            return self.depthwise(op, a) if op.attrs["groups"] != 1 else self.conv(op, a)
+            return self.depthwise(op, a) if op.attrs["groups"] != 1 else self.conv(i, op, a, env)
         if op.kind == "dense":
             return self.dense(op, a)
         if op.kind == "add":
@@ -428,7 +490,7 @@ class _Builder:
         (_, zp_in), (s_out, zp_out) = self.g.qparams[op.inputs[0]], self.g.qparams[op.output]
         return zp_in, zp_out, (zp_out if op.relu else -128, activation_max(op.relu6, s_out, zp_out))
 
-    def conv(self, op, a: _Tensor) -> _Tensor:
+    def conv(self, i: int, op, a: _Tensor, env) -> _Tensor:
         n, h, w, icp = a.shape
         zp_in, zp_out, clamp = self._qp(op)
         oc, ic, kh, kw = op.w_q.shape
@@ -440,10 +502,13 @@ class _Builder:
         bias = op.b_q.astype(np.int64) - (zp_in + 128) * op.w_q.reshape(oc, -1).astype(np.int64).sum(1)
         (sh, sw), (ph, pw) = op.attrs["stride"], op.attrs["padding"]
         oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
-        func = self.k.conv(a.shape, packed, (sh, sw), (ph, pw), zp_in, zp_out, clamp, ow, oh)
-        blocked = (n, oh, ow, ocp // LANES, LANES)
-        y = self.call(func, "conv", [a.value, self.const(packed), *self._requant_consts(op, ocp, bias)], blocked)
-        return self._reshaped(y, (n, oh, ow, ocp), oc)
+        add = self.fused.get(i)  # a residual add this conv's epilogue does: its output is the add's
+        res = env[next(t for t in self.g.ops[add].inputs if t != op.output)] if add is not None else None
+        params = self._add_params(self.g.ops[add], op.output) if add is not None else None
+        func = self.k.conv(a.shape, packed, (sh, sw), (ph, pw), zp_in, zp_out, clamp, ow, oh, params)
+        shape = (n, oh, ow, ocp)
+        args = [a.value, self.const(packed), *self._requant_consts(op, ocp, bias), *([res.value] if res else [])]
+        return _Tensor(self.call(func, "conv_add" if res else "conv", args, shape), shape, oc)
 
     def _reshaped(self, value, shape, real: int, flat_from=None) -> _Tensor:
         from tvm import relax
@@ -487,25 +552,25 @@ class _Builder:
                       (n, ocp // LANES, LANES))
         return self._reshaped(y, (n, ocp), oc)
 
+    def _add_params(self, op, first: str) -> tuple:
+        """`_add_value`'s params for add `op` with its operand `first` as a (the sum of the two rescaled terms does
+        not depend on the order)."""
+        k = op.inputs.index(first)
+        zps = [self.g.qparams[t][1] for t in op.inputs]
+        s_out, zp_out = self.g.qparams[op.output]
+        left, right = _split_shift(op.shift)
+        terms = [(int(op.multiplier[j]), int(left[j]), int(right[j])) for j in (k, 1 - k, 2)]
+        clamp = (zp_out if op.relu else -128, activation_max(op.relu6, s_out, zp_out))
+        return (zps[k], zps[1 - k], zp_out, clamp, *terms)
+
     def add(self, op, a: _Tensor, b: _Tensor) -> _Tensor:
-        from tvm import te, tirx
+        from tvm import te
 
-        from edgecc.compiler.squeeze.quant import ADD_LEFT_SHIFT
+        params = self._add_params(op, op.inputs[0])
 
-        zp_a, zp_out, clamp = self._qp(op)
-        zp_b = self.g.qparams[op.inputs[1]][1]
-        (l0, l1, l2), (r0, r1, r2) = _split_shift(op.shift)
-        m0, m1, m2 = (int(v) for v in op.multiplier)
-        i32 = lambda v: tirx.const(int(v), "int32")  # noqa: E731
-
-        def fn(xa, xb):  # each rescaled input its own stage, so the last requantization reads tensor elements
-            a1 = te.compute(a.shape, lambda *i: _mbqm((_as_int(xa[i]) - zp_a) << ADD_LEFT_SHIFT, i32(m0), i32(l0),
-                                                      i32(r0)), name="lhs")
-            b1 = te.compute(a.shape, lambda *i: _mbqm((_as_int(xb[i]) - zp_b) << ADD_LEFT_SHIFT, i32(m1), i32(l1),
-                                                      i32(r1)), name="rhs")
-            total = te.compute(a.shape, lambda *i: a1[i] + b1[i], name="total")
-            return te.compute(a.shape, lambda *i: _store_u8(
-                _mbqm(total[i], i32(m2), i32(l2), i32(r2)) + zp_out, *clamp), name="add")
+        def fn(xa, xb):
+            total = te.compute(a.shape, lambda *i: _add_terms(_as_int(xa[i]), _as_int(xb[i]), params), name="total")
+            return te.compute(a.shape, lambda *i: _add_result(total[i], params), name="add")
 
         func = self.k.simple([(a.shape, "uint8"), (b.shape, "uint8")], fn)
         return _Tensor(self.call(func, "add", [a.value, b.value], a.shape), a.shape, a.real)
