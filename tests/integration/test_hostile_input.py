@@ -447,7 +447,7 @@ def test_sigkill_leaves_no_compiler_and_the_next_compile_cleans(tmp_path):
 @pytest.mark.parametrize("args, needle", [
     (["-t", "cortex-m4", "--option", "codegne=llvm"], "unknown micro option(s) codegne; valid micro options: codegen"),
     (["-b", "iree", "--option", "nhwc_grpah=1"], "unknown iree option(s) nhwc_grpah"),
-    (["-b", "tvm", "--option", "tuning=x"], "valid tvm options: fast_math, tuning_db"),
+    (["-b", "tvm", "--option", "tuning=x"], "valid tvm options: fast_math, int8, tuning_db"),
     (["-t", "cortex-m4", "--option", "board=mps2-an500"], "choose the board with --board"),
     (["-b", "tvm", "--flag=--bogus"], "passes no compiler flags"),
     (["-t", "cortex-m4", "--option", "opt=-O9"], "expected one of -O0"),
