@@ -18,6 +18,14 @@ def require_cortex_m_tools() -> None:
                         "qemu-system-arm)", allow_module_level=True)
 
 
+def has_avx512_vnni() -> bool:
+    """This CPU has AVX-512 VNNI (where TVM's --quantize int8 builds run integer kernels)."""
+    try:
+        return " avx512_vnni" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
 def calibration_folder(folder: Path, samples) -> str:
     """A --calibration folder holding `samples` (an N x ... array) as samples.npy."""
     import numpy as np

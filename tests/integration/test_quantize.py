@@ -11,7 +11,7 @@ import pytest
 
 import edgecc
 from edgecc.tools import run_tool
-from tests.conftest import edgecc_cli
+from tests.conftest import edgecc_cli, has_avx512_vnni
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("sklearn")
@@ -37,7 +37,7 @@ def test_digits_int8_loses_at_most_one_point_of_accuracy(digits_int8, target, ba
         pytest.skip("needs gcc-arm-none-eabi and qemu-system-arm")
     m = digits_int8[backend].manifest
     assert m["validation"]["status"] == "passed"
-    if backend == "micro" or (backend == "tvm" and _has_vnni()):
+    if backend == "micro" or (backend == "tvm" and has_avx512_vnni()):
         # integer kernels (micro's C, TVM's VNNI kernels): bit for bit against the TFLite-arithmetic reference
         assert m["validation"]["reference"] == "numpy int8 reference (TFLite arithmetic)"
         assert q_steps_integer(m) == 0
@@ -54,10 +54,6 @@ def test_digits_int8_loses_at_most_one_point_of_accuracy(digits_int8, target, ba
     assert (digits_int8[backend].path / "model.int8.onnx").is_file()
 
 
-def _has_vnni() -> bool:
-    return " avx512_vnni" in open("/proc/cpuinfo").read()
-
-
 def q_steps_integer(manifest) -> float:
     return manifest["quantization"]["max_error_steps_vs_integer_reference"]
 
@@ -69,7 +65,7 @@ def test_tvm_int8_qdq_option_keeps_the_float_qdq_graph(digits_int8, tmp_path):
     assert m["validation"]["status"] == "passed" and m["validation"]["reference"] == "pytorch int8 QDQ reference"
     assert m["artifact"]["info"]["int8"].startswith("QDQ graph, float arithmetic")
     assert m["quantization"]["accuracy"]["int8_artifact"] >= m["quantization"]["accuracy"]["fp32_pytorch"] - 0.01
-    if _has_vnni():
+    if has_avx512_vnni():
         info = digits_int8["tvm"].manifest["artifact"]["info"]["int8"]
         assert info.startswith("integer kernels") and "vpdpbusd" in info
 

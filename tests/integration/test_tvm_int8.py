@@ -12,6 +12,7 @@ nn = torch.nn
 from edgecc.compiler.backends.tvm.int8 import _mbqm, int8_integer_supported, int8_relax_module  # noqa: E402
 from edgecc.compiler.frontends import load_model  # noqa: E402
 from edgecc.compiler.squeeze.quant import multiply_by_quantized_multiplier, quantize_model, run_int8  # noqa: E402
+from tests.conftest import calibration_folder, has_avx512_vnni  # noqa: E402
 
 
 def _host_target() -> dict:
@@ -20,15 +21,8 @@ def _host_target() -> dict:
     return {"kind": "llvm", "mcpu": host_cpu_name(), "num-cores": 2}
 
 
-def _has_vnni() -> bool:
-    try:
-        flags = open("/proc/cpuinfo").read()
-    except OSError:
-        return False
-    return " avx512_vnni" in flags
-
-
-needs_vnni = pytest.mark.skipif(not _has_vnni(), reason="needs a CPU with AVX-512 VNNI (/proc/cpuinfo avx512_vnni)")
+needs_vnni = pytest.mark.skipif(not has_avx512_vnni(),
+                                reason="needs a CPU with AVX-512 VNNI (/proc/cpuinfo avx512_vnni)")
 
 
 def test_tir_requantization_matches_tflite_arithmetic_on_edge_values():
@@ -97,12 +91,9 @@ def _quantized(module, shape, tmp_path):
         module.bn.running_mean.uniform_(-0.5, 0.5)
         module.bn.running_var.uniform_(0.5, 2.0)
     rng = np.random.default_rng(1)
-    cal = tmp_path / "cal"
-    cal.mkdir()
-    for i in range(8):
-        np.save(cal / f"{i}.npy", rng.standard_normal(shape).astype(np.float32))
+    cal = calibration_folder(tmp_path / "cal", rng.standard_normal((8, *shape[1:])).astype(np.float32))
     loaded = load_model(module, [rng.standard_normal(shape).astype(np.float32)])
-    return quantize_model(loaded, "int8", str(cal))
+    return quantize_model(loaded, "int8", cal)
 
 
 @needs_vnni
@@ -154,5 +145,6 @@ def test_integer_path_says_why_it_does_not_apply(tmp_path):
         def forward(self, x):
             return self.c(x)
 
-    g = _quantized(Grouped(), (1, 4, 8, 8), tmp_path / "g").qgraph if (tmp_path / "g").mkdir() is None else None
+    (tmp_path / "g").mkdir()
+    g = _quantized(Grouped(), (1, 4, 8, 8), tmp_path / "g").qgraph
     assert "grouped convolution (2 groups)" in int8_integer_supported(g, {"kind": "llvm", "mcpu": "icelake-server"})

@@ -30,6 +30,7 @@ LANES = 16  # int32 accumulators of a zmm register: output channels a vpdpbusd s
 GROUP = 4  # input channels a vpdpbusd lane sums
 ACCUMULATORS = 16  # zmm registers a register tile takes (of 32), as cpu_schedule.accumulator_budget on AVX-512
 MAX_CHANNEL_BLOCKS = 2  # output-channel blocks of a register tile: the rest of the budget goes to pixels
+OFFSET = 128  # uint8 activation = int8 value + OFFSET (vpdpbusd's first operand is unsigned)
 
 
 def int8_integer_supported(g: QGraph, tvm_target: dict) -> str:
@@ -137,7 +138,7 @@ def _to_u8(v):
     """An int8 value (as int32) as the uint8 activation (int8 + 128)."""
     from tvm import tirx
 
-    return tirx.Cast("uint8", v + 128)
+    return tirx.Cast("uint8", v + OFFSET)
 
 
 def _store_u8(y, lo: int, hi: int = 127):
@@ -170,7 +171,12 @@ def _as_int(x):
     """The int8 value of a uint8 activation, as int32."""
     from tvm import tirx
 
-    return tirx.Cast("int32", x) - 128
+    return tirx.Cast("int32", x) - OFFSET
+
+
+def _out_hw(h: int, w: int, kernel, stride, pad) -> tuple[int, int]:
+    """Output height and width of a window op (conv, pool) on an h x w map, symmetric padding."""
+    return tuple((n + 2 * p - k) // s + 1 for n, k, s, p in zip((h, w), kernel, stride, pad, strict=True))
 
 
 def _split_shift(shift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -181,12 +187,11 @@ def _split_shift(shift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # ---------------------------------------------------------------- the kernels (TE compute + schedule)
 
 class _Kernels:
-    """TIR functions for the graph's ops, scheduled for `target` (a tvm.target.Target)."""
+    """TIR functions for the graph's ops, scheduled for an x86 CPU with AVX-512 VNNI."""
 
-    def __init__(self, target):
+    def __init__(self):
         from edgecc.compiler.backends.tvm.cpu_schedule import PARALLEL_MIN_BYTES, PARALLEL_MIN_WORK
 
-        self.target = target
         self.min_work, self.min_bytes = PARALLEL_MIN_WORK, PARALLEL_MIN_BYTES
 
     def _finish(self, sch):
@@ -206,7 +211,7 @@ class _Kernels:
     def conv(self, shape_in, w_packed, stride, pad, zp_in: int, zp_out: int, clamp: tuple[int, int], ow: int,
              oh: int, residual: tuple | None = None):
         """uint8 NHWC [N, H, W, ICp] * packed int8 weights -> uint8 [N, OH, OW, OCp], requantized. With
-        `residual` (the params of a fused add: see `_add_value`), the add of a uint8 [N, OH, OW, OCp] input
+        `residual` (a fused add's params: `_Builder._add_params`), the add of a uint8 [N, OH, OW, OCp] input
         follows the requantization in the same tile, so the conv's own output is never stored."""
         from tvm import s_tir, te
 
@@ -218,7 +223,7 @@ class _Kernels:
         wt = te.placeholder(w_packed.shape, "int8", name="w")
         bias, mult, left, right = (te.placeholder((ocb * LANES,), "int32", name=s) for s in ("b", "m", "l", "r"))
         res = te.placeholder((n, oh, ow, ocb * LANES), "uint8", name="res") if residual else None
-        xp = self._padded(x, ph, pw, zp_in + 128, "pad")
+        xp = self._padded(x, ph, pw, zp_in + OFFSET, "pad")
         kh, kw = te.reduce_axis((0, kh_), "kh"), te.reduce_axis((0, kw_), "kw")
         icb, ici = te.reduce_axis((0, icb_), "icb"), te.reduce_axis((0, GROUP), "ici")
         acc = te.compute((n, oh, ow, ocb, LANES), lambda i, y, z, ob, oi: te.sum(
@@ -283,7 +288,7 @@ class _Kernels:
         x = te.placeholder(shape_in, "uint8", name="x")
         wt = te.placeholder(w_hwc.shape, "int8", name="w")
         bias, mult, left, right = (te.placeholder((cp,), "int32", name=s) for s in ("b", "m", "l", "r"))
-        xp = self._padded(x, ph, pw, zp_in + 128, "pad")
+        xp = self._padded(x, ph, pw, zp_in + OFFSET, "pad")
         kh, kw = te.reduce_axis((0, kh_), "kh"), te.reduce_axis((0, kw_), "kw")
         acc = te.compute((n, oh, ow, cp), lambda i, y, z, c: te.sum(
             xp[i, y * sh + kh, z * sw + kw, c].astype("int32") * wt[kh, kw, c].astype("int32"), axis=[kh, kw]),
@@ -380,15 +385,12 @@ class _Tensor:
 
 def int8_relax_module(g: QGraph, tvm_target: dict):
     """The quantized graph `g` as a Relax module: float32 input and output (as the QDQ model's), integer inside."""
-    import tvm
     from tvm import relax
 
-    target = tvm.target.Target(tvm_target)
-    kernels = _Kernels(target)
     bb = relax.BlockBuilder()
     in_shape = tuple(int(d) for d in g.shapes[g.input])
     x = relax.Var("input", relax.TensorType(in_shape, "float32"))
-    built = _Builder(g, bb, kernels)
+    built = _Builder(g, bb, _Kernels())
     with bb.function("main", [x]):
         with bb.dataflow():
             env = {g.input: built.quantize_input(x, in_shape)}
@@ -444,7 +446,7 @@ class _Builder:
                 r = tirx.Cast("int32", tirx.Select(v >= tirx.const(0.0, "float32"),
                                                    tirx.trunc(v + tirx.const(0.5, "float32")),
                                                    tirx.trunc(v - tirx.const(0.5, "float32"))))
-                return tirx.if_then_else(ch < c, _store_u8(r + zp, -128), tirx.const(zp + 128, "uint8"))
+                return tirx.if_then_else(ch < c, _store_u8(r + zp, -128), tirx.const(zp + OFFSET, "uint8"))
             return te.compute(out_shape, q, name="quantize")
 
         func = self.k.simple([(shape, "float32")], fn)
@@ -484,11 +486,20 @@ class _Builder:
         arrs = [bias.astype(np.int64), op.multiplier.astype(np.int64), left, right]
         return [self.const(np.pad(v, (0, pad)).astype(np.int32)) for v in arrs]
 
+    def _clamp(self, op) -> tuple[int, int]:
+        """(low, high) of op's int8 output: its 0.0 after a ReLU, its 6.0 after a ReLU6, else the int8 range."""
+        s_out, zp_out = self.g.qparams[op.output]
+        return zp_out if op.relu else -128, activation_max(op.relu6, s_out, zp_out)
+
     def _qp(self, op):
-        """(input zero point, output zero point, (clamp low, clamp high): the output's 0.0 after a ReLU, its
-        6.0 after a ReLU6)."""
-        (_, zp_in), (s_out, zp_out) = self.g.qparams[op.inputs[0]], self.g.qparams[op.output]
-        return zp_in, zp_out, (zp_out if op.relu else -128, activation_max(op.relu6, s_out, zp_out))
+        """(input zero point, output zero point, `_clamp`)."""
+        return self.g.qparams[op.inputs[0]][1], self.g.qparams[op.output][1], self._clamp(op)
+
+    @staticmethod
+    def _folded_bias(op, zp_in: int) -> np.ndarray:
+        """op's int32 bias with the uint8 input's zero point folded in: b - (zp + 128) sum w, per output channel."""
+        w = op.w_q.reshape(len(op.w_q), -1).astype(np.int64)
+        return op.b_q.astype(np.int64) - (zp_in + OFFSET) * w.sum(1)
 
     def conv(self, i: int, op, a: _Tensor, env) -> _Tensor:
         n, h, w, icp = a.shape
@@ -499,9 +510,9 @@ class _Builder:
         wq[:oc, :ic] = op.w_q
         packed = wq.transpose(0, 2, 3, 1).reshape(ocp // LANES, LANES, kh, kw, icp // GROUP, GROUP) \
             .transpose(0, 2, 3, 4, 1, 5)
-        bias = op.b_q.astype(np.int64) - (zp_in + 128) * op.w_q.reshape(oc, -1).astype(np.int64).sum(1)
+        bias = self._folded_bias(op, zp_in)
         (sh, sw), (ph, pw) = op.attrs["stride"], op.attrs["padding"]
-        oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+        oh, ow = _out_hw(h, w, (kh, kw), (sh, sw), (ph, pw))
         add = self.fused.get(i)  # a residual add this conv's epilogue does: its output is the add's
         res = env[next(t for t in self.g.ops[add].inputs if t != op.output)] if add is not None else None
         params = self._add_params(self.g.ops[add], op.output) if add is not None else None
@@ -521,9 +532,9 @@ class _Builder:
         c, _, kh, kw = op.w_q.shape
         wq = np.zeros((kh, kw, cp), np.int8)
         wq[:, :, :c] = op.w_q[:, 0].transpose(1, 2, 0)
-        bias = op.b_q.astype(np.int64) - (zp_in + 128) * op.w_q.reshape(c, -1).astype(np.int64).sum(1)
+        bias = self._folded_bias(op, zp_in)
         (sh, sw), (ph, pw) = op.attrs["stride"], op.attrs["padding"]
-        oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+        oh, ow = _out_hw(h, w, (kh, kw), (sh, sw), (ph, pw))
         func = self.k.depthwise(a.shape, wq, (sh, sw), (ph, pw), zp_in, zp_out, clamp, ow, oh)
         shape = (n, oh, ow, cp)
         return _Tensor(self.call(func, "depthwise", [a.value, self.const(wq), *self._requant_consts(op, cp, bias)],
@@ -531,8 +542,7 @@ class _Builder:
 
     def dense(self, op, a: _Tensor) -> _Tensor:
         n, kp = a.shape
-        _, zp_out, clamp = self._qp(op)
-        zp_in = self.g.qparams[op.inputs[0]][1]
+        zp_in, zp_out, clamp = self._qp(op)
         oc, k = op.w_q.shape
         ocp = _round_up(oc, LANES)
         if a.flat_from is not None:  # columns in the map's NHWC order, padded channels included
@@ -546,22 +556,20 @@ class _Builder:
         wq = np.zeros((ocp, kp), np.int8)
         wq[:oc] = cols
         packed = wq.reshape(ocp // LANES, LANES, kp // GROUP, GROUP).transpose(0, 2, 1, 3)
-        bias = op.b_q.astype(np.int64) - (zp_in + 128) * op.w_q.astype(np.int64).sum(1)
+        bias = self._folded_bias(op, zp_in)
         func = self.k.dense(n, kp, packed, zp_out, clamp)
         y = self.call(func, "dense", [a.value, self.const(packed), *self._requant_consts(op, ocp, bias)],
                       (n, ocp // LANES, LANES))
         return self._reshaped(y, (n, ocp), oc)
 
     def _add_params(self, op, first: str) -> tuple:
-        """`_add_value`'s params for add `op` with its operand `first` as a (the sum of the two rescaled terms does
-        not depend on the order)."""
+        """`_add_terms` / `_add_result`'s params for add `op` with its operand `first` as a (the sum of the two
+        rescaled terms does not depend on the order)."""
         k = op.inputs.index(first)
         zps = [self.g.qparams[t][1] for t in op.inputs]
-        s_out, zp_out = self.g.qparams[op.output]
         left, right = _split_shift(op.shift)
         terms = [(int(op.multiplier[j]), int(left[j]), int(right[j])) for j in (k, 1 - k, 2)]
-        clamp = (zp_out if op.relu else -128, activation_max(op.relu6, s_out, zp_out))
-        return (zps[k], zps[1 - k], zp_out, clamp, *terms)
+        return (zps[k], zps[1 - k], self.g.qparams[op.output][1], self._clamp(op), *terms)
 
     def add(self, op, a: _Tensor, b: _Tensor) -> _Tensor:
         from tvm import te
@@ -580,7 +588,7 @@ class _Builder:
 
         n, h, w, cp = a.shape
         (kh, kw), (sh, sw), (ph, pw) = op.attrs["kernel"], op.attrs["stride"], op.attrs["padding"]
-        oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+        oh, ow = _out_hw(h, w, (kh, kw), (sh, sw), (ph, pw))
 
         def fn(x):
             xp = self.k._padded(x, ph, pw, 0, "pad")  # uint8 0 is below every value: max ignores it
