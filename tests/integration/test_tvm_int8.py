@@ -47,6 +47,20 @@ def test_tir_requantization_matches_tflite_arithmetic_on_edge_values():
     assert np.array_equal(res.numpy().astype(np.int64), expect)
 
 
+def test_conv_tiles_allocate_nothing_on_the_heap():
+    """A parallel conv's register tiles keep their sums and operands on the stack: a tile of 1024 bytes or more, or
+    a named value in the tensor intrinsic's implementation, became a TVMBackendAllocWorkspace and free per tile
+    (together a fifth of a 1x1 conv's time over 16 channels)."""
+    from edgecc.compiler.backends.tvm.int8 import _Kernels
+
+    w = np.zeros((6, 1, 1, 4, 16, 4), np.int8)
+    func = _Kernels().conv((1, 56, 56, 16), w, (1, 1), (0, 0), -3, 5, (-128, 127), 56, 56)
+    lib = tvm.compile(func, target=tvm.target.Target({"kind": "llvm", "mcpu": "znver4", "num-cores": 2}))
+    ir = lib.mod.inspect_source("ll")
+    assert "vpdpbusd" in ir
+    assert "ptr @__TVMBackendAllocWorkspace" not in ir  # a load of the function pointer: a call
+
+
 class EveryOp(nn.Module):
     """conv 3 -> 10 channels (stride 2, padding: channels padded to 4 and 16), BN, ReLU; depthwise, ReLU6; 1x1 conv;
     residual add with ReLU; max pool with padding; a 3x3 map flattened into a dense layer (NHWC column order)."""

@@ -28,8 +28,12 @@ from edgecc.compiler.squeeze.quant import QGraph, activation_max
 VNNI_INTRIN = "edgecc_dot_16x4_u8i8i32_vnni"
 LANES = 16  # int32 accumulators of a zmm register: output channels a vpdpbusd step
 GROUP = 4  # input channels a vpdpbusd lane sums
-ACCUMULATORS = 16  # zmm registers a register tile takes (of 32), as cpu_schedule.accumulator_budget on AVX-512
+ACCUMULATORS = 15  # zmm registers a register tile takes (of 32). 15, not cpu_schedule's 16: a tile's int32 sums
+# must stay under TVM's 1024-byte stack limit (kMaxStackAlloca), else each tile heap-allocates them through
+# TVMBackendAllocWorkspace (a 1x1 conv over 16 channels: 0.83x the time at 15)
 MAX_CHANNEL_BLOCKS = 2  # output-channel blocks of a register tile: the rest of the budget goes to pixels
+DEPTHWISE_ROWS = 8  # output pixels a depthwise tile: 8 rows x 3 taps load 10 input vectors (Zen 4: 8 rows with
+# unrolled taps 0.75x the time of 4 rows with rolled ones; 4 rows unrolled 1.45x)
 OFFSET = 128  # uint8 activation = int8 value + OFFSET (vpdpbusd's first operand is unsigned)
 
 
@@ -90,10 +94,10 @@ def _register_intrin() -> None:
         with T.sblock("root"):
             T.reads(c[0:16], a[0:4], b[0:16, 0:4])
             T.writes(c[0:16])
-            a4 = T.reinterpret(a.vload([0], "uint8x4"), dtype="int32")
             c[T.ramp(T.int32(0), 1, 16)] = T.call_llvm_pure_intrin(
                 T.llvm_lookup_intrinsic_id("llvm.x86.avx512.vpdpbusd.512"), c.vload([0], dtype="int32x16"),
-                T.reinterpret(T.broadcast(a4, 16), dtype="uint8x64"), b.vload([0, 0], dtype="int8x64"),
+                T.reinterpret(T.broadcast(T.reinterpret(a.vload([0], "uint8x4"), dtype="int32"), 16),
+                                          dtype="uint8x64"), b.vload([0, 0], dtype="int8x64"),
                 dtype="int32x16")
 
     s_tir.TensorIntrin.register(VNNI_INTRIN, desc, impl, override=True)
@@ -107,24 +111,21 @@ _REGISTERED = False
 
 def _mbqm(x, mult, left, right):
     """MultiplyByQuantizedMultiplier (arithmetic.py) on int32 TIR values, `mult` >= 0 (quantize_multiplier's):
-    x << left (wrapping), the rounding doubling high multiply by `mult`, the rounding divide by 2^right. Computed
-    on the magnitude, the sign put back last: gemmlowp's high multiply rounds positive ties up and negative ones
-    toward zero, its divide rounds ties away from zero, so |result| = ((|ab| + 2^30 - neg) >> 31) divided by
-    2^right rounding ties up. Fewer vector instructions than the definition's selects and truncating divides
-    (the epilogue is most of a 1x1 convolution over few input channels). `x` appears twice: give it a tensor
-    element, not a larger expression."""
+    x << left (wrapping), the rounding doubling high multiply by `mult`, the rounding divide by 2^right.
+
+    With mult >= 0 the high multiply never saturates, and gemmlowp's nudge-then-truncate (ties up for positive
+    products, toward zero for negative ones) is floor((ab + 2^30) / 2^31) for either sign: one 64-bit add and
+    arithmetic shift, no selects (LLVM makes the product vpmuldq). The divide rounds ties away from zero: the
+    remainder against half the divisor, one more for negative values. The epilogue is most of a 1x1 convolution
+    over few input channels. `x` appears once: a larger expression is fine."""
     from tvm import tirx
 
     i64, i32 = "int64", "int32"
-    shifted = x << left
-    neg = shifted < 0  # the sign of the product (mult >= 0; where mult == 0 the result is 0 either way)
-    ab = tirx.Cast(i64, shifted) * tirx.Cast(i64, mult)
-    magnitude = tirx.Select(neg, tirx.const(0, i64) - ab, ab)
-    nudge = tirx.Select(neg, tirx.const((1 << 30) - 1, i64), tirx.const(1 << 30, i64))
-    high = tirx.Cast(i32, (magnitude + nudge) >> tirx.const(31, i64))
+    high = tirx.Cast(i32, (tirx.Cast(i64, x << left) * tirx.Cast(i64, mult) + tirx.const(1 << 30, i64))
+                     >> tirx.const(31, i64))
     mask = (tirx.const(1, i32) << right) - 1
-    rounded = (high >> right) + tirx.Cast(i32, (high & mask) > (mask >> 1))
-    return tirx.Select(neg, tirx.const(0, i32) - rounded, rounded)
+    threshold = (mask >> 1) - (high >> 31)  # high >> 31: -1 for a negative value
+    return (high >> right) + tirx.Cast(i32, (high & mask) > threshold)
 
 
 def _clamped(y, lo: int, hi: int = 127):
@@ -298,7 +299,7 @@ class _Kernels:
         sch = s_tir.Schedule(te.create_prim_func([x, wt, bias, mult, left, right, out]))
         blk = sch.get_sblock("acc")
         li, ly, lz, lc, lkh, lkw = sch.get_loops(blk)
-        rows = max(d for d in range(1, 5) if ow % d == 0)
+        rows = max(d for d in range(1, DEPTHWISE_ROWS + 1) if ow % d == 0)
         zo, zi = sch.split(lz, [None, rows])
         co, ci = sch.split(lc, [None, LANES])
         sch.reorder(li, ly, zo, co, lkh, lkw, zi, ci)
@@ -308,6 +309,8 @@ class _Kernels:
             sch.parallel(outer)
         sch.unroll(zi)
         sch.vectorize(ci)
+        sch.unroll(lkw)  # the taps unrolled: neighbouring pixels' taps share one input load
+        sch.unroll(lkh)
         sch.decompose_reduction(blk, lkh)
         sch.vectorize(sch.get_loops(sch.get_sblock("out"))[-1])
         if xp is not x:
