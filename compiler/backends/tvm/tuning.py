@@ -131,7 +131,10 @@ def build(mod, tvm_target, database_path: Path | None, partial: bool = True, fas
                 mod, names = apply_records(mod)
                 applied.extend(names)
             if schedule:
+                mod = relax.transform.AttachAttrLayoutFreeBuffers()(mod)
                 mod = default_cpu_schedule(fallbacks, used)(mod)
+                # the weights the schedules laid out anew (cpu_schedule._prepack_weight): once, at build time
+                mod = relax.transform.FoldConstant()(relax.transform.SplitLayoutRewritePreproc()(mod))
             return tvm.transform.Sequential(_lower_passes(target))(mod)
         return pipeline
 
